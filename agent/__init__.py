@@ -1,0 +1,2 @@
+"""edgebench agent: runs ASR models on a device and measures them."""
+
