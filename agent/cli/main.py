@@ -1,0 +1,155 @@
+"""``edgebench-agent``: the command line of the agent.
+
+Only typer is imported at start-up; every command imports what it needs inside its body so that
+``--help`` stays fast and never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from edgebench.agent.errors import EdgebenchError
+
+app = typer.Typer(
+    name="edgebench-agent",
+    help="Benchmark speech models on this device: latency, throughput, memory, WER/CER.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+results_app = typer.Typer(help="Browse and export results from the local store.", no_args_is_help=True)
+app.add_typer(results_app, name="results")
+
+PROG = "edgebench-agent"
+
+
+@app.command()
+def run(
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model name(s), comma-separated (see `models`).")
+    ],
+    runtime: Annotated[str, typer.Option(help="Runtime(s): torch.")] = "torch",
+    precision: Annotated[str, typer.Option(help="fp32, fp16 (cuda/mps), int8 (cpu), comma list.")] = "fp32",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps (comma list).")] = "auto",
+    scenario: Annotated[
+        str, typer.Option(help="Scenarios: load, forward, generate, transcribe (comma list).")
+    ] = "forward,generate,transcribe",
+    batch_size: Annotated[str, typer.Option(help="Batch size(s), e.g. 1,8.")] = "1",
+    audio_seconds: Annotated[
+        str, typer.Option(help="Input length(s) in seconds for forward/generate.")
+    ] = "10",
+    new_tokens: Annotated[str, typer.Option(help="Exact new tokens for generate, e.g. 10,100.")] = "32",
+    ctc_weight: Annotated[
+        str | None, typer.Option(help="Hybrid models: 0 = attention, 1 = CTC, e.g. 0,0.3,1 (default 0.3).")
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option(help="'builtin' or a directory of audio + transcripts.")
+    ] = "builtin",
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: runtime's choice).")] = None,
+    warmup: Annotated[int, typer.Option(help="Warm-up iterations before measuring.")] = 2,
+    min_iterations: Annotated[int, typer.Option(help="Measure at least this many iterations.")] = 10,
+    min_duration: Annotated[float, typer.Option(help="…and for at least this many seconds.")] = 1.0,
+    max_cv: Annotated[
+        float | None,
+        typer.Option(help="Keep measuring until the coefficient of variation (%) is below this."),
+    ] = None,
+    max_iterations: Annotated[int, typer.Option(help="Cap on iterations per configuration.")] = 10_000,
+    max_duration: Annotated[float, typer.Option(help="Cap on seconds per configuration.")] = 120.0,
+    frontend: Annotated[str, typer.Option(help="Log-mel front end: auto, torch, librosa.")] = "auto",
+    weights: Annotated[
+        str | None, typer.Option(help="Whisper: a Hugging Face model directory; hybrid: a state-dict file.")
+    ] = None,
+    beam_size: Annotated[int, typer.Option(help="Beam size for hybrid attention/joint decoding.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed for untrained (random) hybrid weights.")] = 0,
+    fleet: Annotated[str, typer.Option(help="Fleet name recorded in results.")] = "default",
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print result documents as JSON on stdout.")
+    ] = False,
+    store: Annotated[bool, typer.Option(help="Save results in the local store.")] = True,
+) -> None:
+    """Measure models on this device and print a table (and store the results locally)."""
+    options = dict(locals())  # first statement: exactly the options above
+    from edgebench.agent.cli.run_command import RunRequest, execute
+
+    execute(RunRequest(**options))
+
+
+@app.command()
+def models(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the models edgebench knows, their sizes and whether weights are available here."""
+    from edgebench.agent.cli.info_commands import list_models
+
+    list_models(json_out)
+
+
+@app.command()
+def sysinfo(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show what this device is (recorded with every result)."""
+    from edgebench.agent.cli.info_commands import show_sysinfo
+
+    show_sysinfo(json_out)
+
+
+@results_app.command("list")
+def results_list(limit: Annotated[int, typer.Option(help="How many runs.")] = 20) -> None:
+    """Recent runs in the local store."""
+    from edgebench.agent.cli.results_commands import list_runs
+
+    list_runs(limit)
+
+
+@results_app.command("show")
+def results_show(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough) or 'last'.")] = "last",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result documents as JSON.")] = False,
+) -> None:
+    """Show one run as a table (or JSON)."""
+    from edgebench.agent.cli.results_commands import show_run
+
+    show_run(run_id, json_out)
+
+
+@results_app.command("export")
+def results_export(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="json or csv.")] = "json",
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="File to write (default stdout).")
+    ] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run (prefix or 'last').")] = None,
+) -> None:
+    """Export results (all, or one run) as JSON or CSV."""
+    from edgebench.agent.cli.results_commands import export
+
+    export(fmt, output, run_id)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        app()
+    except EdgebenchError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("EDGEBENCH_DEBUG"):
+            raise
+        print(
+            f"{PROG}: internal error: {type(exc).__name__}: {exc} (set EDGEBENCH_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""``edgebench-agent run``: parse the sweep, measure, show progress, store and print results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+
+from edgebench.agent.errors import EdgebenchError
+
+
+@dataclass
+class RunRequest:
+    """The options of ``run`` exactly as typed (strings for comma lists)."""
+
+    model: str
+    runtime: str
+    precision: str
+    device: str
+    scenario: str
+    batch_size: str
+    audio_seconds: str
+    new_tokens: str
+    ctc_weight: str | None
+    dataset: str
+    threads: int | None
+    warmup: int
+    min_iterations: int
+    min_duration: float
+    max_cv: float | None
+    max_iterations: int
+    max_duration: float
+    frontend: str
+    weights: str | None
+    beam_size: int
+    seed: int
+    fleet: str
+    json_out: bool
+    store: bool
+
+
+def build_settings(req: RunRequest):
+    """Validate every option into RunSettings; bad values fail here with one line, before loading."""
+    from edgebench.agent.runner import RunSettings
+    from edgebench.agent.stats import StoppingRule
+    from edgebench.agent.sweep import SCENARIOS, Sweep, one_of, parse_list, positive, unit_interval
+    from edgebench.models.registry import resolve
+
+    models = [resolve(m).name for m in parse_list(req.model, str, "--model")]
+    sweep = Sweep(
+        models=models,
+        runtimes=parse_list(req.runtime, str, "--runtime"),
+        precisions=parse_list(req.precision, str, "--precision", one_of(("fp32", "fp16", "int8"))),
+        devices=parse_list(req.device, str, "--device"),
+        scenarios=parse_list(req.scenario, str, "--scenario", one_of(SCENARIOS)),
+        batch_sizes=parse_list(req.batch_size, int, "--batch-size", positive),
+        audio_seconds=parse_list(req.audio_seconds, float, "--audio-seconds", positive),
+        new_tokens=parse_list(req.new_tokens, int, "--new-tokens", positive),
+        ctc_weights=parse_list(req.ctc_weight, float, "--ctc-weight", unit_interval),
+    )
+    for flag, value, low in [
+        ("--min-iterations", req.min_iterations, 1),
+        ("--max-iterations", req.max_iterations, 1),
+        ("--warmup", req.warmup, 0),
+        ("--beam-size", req.beam_size, 1),
+    ]:
+        if value < low:
+            raise EdgebenchError(f"{flag} must be >= {low} (got {value})")
+    if req.threads is not None and req.threads < 1:
+        raise EdgebenchError(f"--threads must be >= 1 (got {req.threads})")
+    if req.min_duration < 0 or req.max_duration <= 0:
+        raise EdgebenchError("--min-duration must be >= 0 and --max-duration > 0")
+    if req.max_cv is not None and not 0 < req.max_cv < 100:
+        raise EdgebenchError(f"--max-cv is a percentage between 0 and 100 (got {req.max_cv})")
+    if req.frontend not in ("auto", "torch", "librosa"):
+        raise EdgebenchError(f"--frontend must be auto, torch or librosa (got '{req.frontend}')")
+    rule = StoppingRule(
+        warmup=req.warmup,
+        min_iterations=req.min_iterations,
+        min_duration_s=req.min_duration,
+        max_cv=None if req.max_cv is None else req.max_cv / 100.0,
+        max_iterations=req.max_iterations,
+        max_duration_s=req.max_duration,
+    )
+    return RunSettings(
+        sweep=sweep,
+        rule=rule,
+        dataset_name=req.dataset,
+        threads=req.threads,
+        frontend=req.frontend,
+        weights=req.weights,
+        seed=req.seed,
+        beam_size=req.beam_size,
+        fleet=req.fleet,
+    )
+
+
+def execute(req: RunRequest) -> None:
+    from rich.console import Console
+
+    from edgebench.agent.cli.progress import RichProgress
+    from edgebench.agent.cli.tables import models_params_table, results_table
+    from edgebench.agent.datasets.loader import load_dataset
+    from edgebench.agent.results.store import ResultStore
+    from edgebench.agent.runner import run_sweep
+    from edgebench.agent.trackers.sysinfo import collect_sysinfo
+
+    settings = build_settings(req)
+    dataset = load_dataset(req.dataset)
+    err = Console(stderr=True)
+    store = ResultStore() if req.store else None
+    docs = []
+    try:
+        with RichProgress(err) as progress:
+            for doc in run_sweep(settings, dataset, lambda acc: collect_sysinfo(accelerator=acc), progress):
+                if store:
+                    store.add(doc)  # saved as soon as measured: an interrupted sweep keeps what it has
+                docs.append(doc)
+    finally:
+        if store:
+            store.close()
+    if req.json_out:
+        sys.stdout.write(json.dumps([d.model_dump(mode="json") for d in docs], indent=2) + "\n")
+        return
+    out = Console()
+    out.print(results_table(docs))
+    out.print(models_params_table(docs))
+    warnings = sorted({w for d in docs for w in d.warnings})
+    for w in warnings:
+        out.print(f"[yellow]warning:[/] {w}")
+    if docs:
+        s = docs[0].sysinfo
+        where = f"stored in {store.path}" if store else "not stored (--no-store)"
+        out.print(
+            f"[dim]{s.hostname} ({s.device_class}, {s.cpu_model or s.arch}, {s.cpu_cores_logical} cores) · "
+            f"run {docs[0].run_id} · {where}[/]"
+        )

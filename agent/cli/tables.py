@@ -1,0 +1,112 @@
+"""Rich tables for results: what a person reads at the end of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from edgebench.agent.results.schema import ResultDocument, Summary
+
+
+def _ms(s: Summary) -> str:
+    half = (s.ci95_high - s.ci95_low) / 2
+    return f"{s.mean * 1e3:.1f} ± {half * 1e3:.1f}"
+
+
+def _mib(n: int | None) -> str:
+    return "–" if n is None else f"{n / 2**20:.0f}"
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x * 100:.1f}%"
+
+
+def human_count(n: int) -> str:
+    return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
+
+
+def _config(doc: ResultDocument) -> str:
+    c = doc.config
+    parts = [f"b{c.batch_size}"]
+    if c.audio_seconds is not None:
+        parts.append(f"{c.audio_seconds:g}s")
+    if c.new_tokens is not None:
+        parts.append(f"{c.new_tokens} tok")
+    if c.ctc_weight is not None:
+        parts.append(f"ctc {c.ctc_weight:g}")
+    return " ".join(parts) if c.scenario != "load" else ""
+
+
+def results_table(docs: Sequence[ResultDocument], title: str = "edgebench results") -> Table:
+    """One row per measured configuration. Session axes (model, runtime, precision, device) that are the
+    same for every row move into the title, so the table fits a terminal."""
+    axes = {
+        "model": lambda d: d.config.model,
+        "runtime": lambda d: d.config.runtime,
+        "prec": lambda d: d.config.precision,
+        "device": lambda d: d.config.device,
+    }
+    varying = [k for k, get in axes.items() if len({get(d) for d in docs}) > 1]
+    constant = [axes[k](docs[0]) for k in axes if k not in varying] if docs else []
+    t = Table(title=" · ".join([title, *constant]), header_style="bold", title_justify="left")
+    for col in varying:
+        t.add_column(col)
+    for col, just in [
+        ("scenario", "left"),
+        ("config", "left"),
+        ("n", "right"),
+        ("mean ± 95% CI ms", "right"),
+        ("p50 / p90 ms", "right"),
+        ("throughput", "right"),
+        ("RTF", "right"),
+        ("WER / CER", "right"),
+        ("peak RSS MiB", "right"),
+    ]:
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for d in docs:
+        lat = n = pct = thr = rtf = acc = "–"
+        stats = (
+            (d.forward and d.forward.latency_s)
+            or (d.generate and d.generate.latency_s)
+            or (d.transcribe and d.transcribe.latency_s)
+        )
+        if stats:
+            lat, n, pct = _ms(stats), str(stats.n), f"{stats.p50 * 1e3:.1f} / {stats.p90 * 1e3:.1f}"
+        if d.forward:
+            thr = f"{d.forward.iterations_per_s:.2f} it/s"
+        elif d.generate:
+            thr = f"{d.generate.tokens_per_s:.1f} tok/s"
+        elif d.transcribe:
+            rtf = f"{d.transcribe.rtf:.3f}"
+            tr = d.transcribe
+            acc = f"{_pct(tr.wer)} / {_pct(tr.cer)}" if tr.accuracy_meaningful else "untrained"
+        elif d.load:
+            lat = f"load {d.load.load_s:.2f} s"
+            thr = f"1st {d.load.first_inference_s * 1e3:.0f} / warm {d.load.warm_inference_s * 1e3:.0f} ms"
+        peak = _mib(d.memory.peak_rss_bytes) if d.memory else "–"
+        row = [axes[k](d) for k in varying]
+        t.add_row(*row, d.config.scenario, _config(d), n, lat, pct, thr, rtf, acc, peak)
+    return t
+
+
+def models_params_table(docs: Sequence[ResultDocument]) -> Table:
+    """Parameter counts per component, once per model, with where the weights came from."""
+    t = Table(title="models", header_style="bold", title_justify="left")
+    for col in ("model", "parameters per component", "weights", "trained"):
+        t.add_column(col)
+    seen: set[str] = set()
+    for d in docs:
+        if d.model.name in seen:
+            continue
+        seen.add(d.model.name)
+        p = dict(d.model.params)
+        total = p.pop("total", sum(p.values()))
+        parts = ", ".join(f"{k} {human_count(v)}" for k, v in p.items())
+        t.add_row(
+            d.model.name,
+            f"total {human_count(total)} ({parts})",
+            d.model.weights_source,
+            "yes" if d.model.trained else "no (random, seeded)",
+        )
+    return t

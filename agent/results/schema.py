@@ -1,0 +1,217 @@
+"""The result document: the one contract between agent, local store, MQTT and collector.
+
+Everything that leaves the agent is a :class:`ResultDocument`. The collector validates incoming payloads
+with this same module, so no field is declared twice anywhere. Change a field → bump
+:data:`SCHEMA_VERSION` (major for breaking changes; the collector rejects unknown majors).
+
+Units are in the field names (``_s``, ``_bytes``, ``_j``, ``_w``); times are seconds, timestamps UTC
+nanoseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+SUPPORTED_MAJOR = 1
+
+DeviceClass = Literal["rpi", "jetson", "x86", "other"]
+Scenario = Literal["forward", "generate", "transcribe", "load"]
+
+
+class _Doc(BaseModel):
+    """Strict base: unknown fields are errors, so typos in producers or consumers surface at once."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class Summary(_Doc):
+    """Statistics of a series of measurements (seconds unless stated). Percentiles are nearest-rank."""
+
+    n: int
+    mean: float
+    std: float
+    """Sample standard deviation (n-1); 0 for n == 1."""
+    cv: float
+    """Coefficient of variation std/mean (a fraction, not %)."""
+    min: float
+    max: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    ci95_low: float
+    """95 % confidence interval of the mean (Student t)."""
+    ci95_high: float
+
+
+class SysInfo(_Doc):
+    """Where the measurement ran."""
+
+    hostname: str
+    device_model: str | None = None
+    """``/proc/device-tree/model`` on ARM boards (e.g. 'Raspberry Pi 5 Model B Rev 1.0')."""
+    device_class: DeviceClass
+    cpu_model: str | None = None
+    arch: str
+    cpu_cores_logical: int
+    cpu_cores_physical: int | None = None
+    ram_bytes: int
+    os: str
+    kernel: str
+    python: str
+    cpu_governor: str | None = None
+    accelerator: str | None = None
+    """GPU name when one is used (e.g. 'NVIDIA Orin (nvgpu)', 'Apple M2')."""
+    libraries: dict[str, str] = Field(default_factory=dict)
+    """Versions of the libraries that matter for the result (torch, transformers, numpy, …)."""
+
+
+class RunConfig(_Doc):
+    """One point of the sweep grid: what was measured."""
+
+    model: str
+    runtime: str
+    precision: Literal["fp32", "fp16", "int8"]
+    device: str
+    """Resolved device: 'cpu', 'cuda', 'cuda:1', 'mps'."""
+    scenario: Scenario
+    batch_size: int = 1
+    audio_seconds: float | None = None
+    """Input length for forward/generate (transcribe uses the dataset's own lengths: None)."""
+    new_tokens: int | None = None
+    ctc_weight: float | None = None
+    threads: int
+    frontend: str
+    """'torch' or 'librosa' — the backend actually used for log-mel."""
+    dataset: str | None = None
+
+
+class ModelReport(_Doc):
+    name: str
+    family: str
+    trained: bool
+    """False: seeded random weights; WER/CER are not meaningful."""
+    weights_source: str
+    params: dict[str, int]
+    """Per component: total, encoder, ctc_head, attention_decoder / decoder."""
+    size_on_disk_bytes: int | None = None
+
+
+class MeasurementPolicy(_Doc):
+    """How long we measured and why we stopped — needed to judge a result."""
+
+    warmup: int
+    min_iterations: int
+    min_duration_s: float
+    max_cv: float | None = None
+    max_iterations: int
+    max_duration_s: float
+    stopped_because: str
+
+
+class ForwardResult(_Doc):
+    latency_s: Summary
+    iterations_per_s: float
+    """Forward passes per second (batch items count once per pass)."""
+    samples_per_s: float
+    """iterations_per_s x batch size."""
+    latency_samples_s: list[float] = Field(default_factory=list)
+    """Every measured iteration, in order (for histograms and re-analysis)."""
+
+
+class GenerateResult(_Doc):
+    new_tokens: int
+    """Exact number of tokens generated per sequence (verified by counting)."""
+    latency_s: Summary
+    """Whole generate call: prefill + decode."""
+    prefill_s: Summary
+    """Encoder + prompt + first token (time to first token)."""
+    decode_s: Summary
+    """The remaining new_tokens-1 tokens."""
+    tokens_per_s: float
+    """batch_size x new_tokens / mean generate latency."""
+    decode_tokens_per_s: float | None = None
+    """batch_size x (new_tokens-1) / mean decode time (None when new_tokens == 1)."""
+    latency_samples_s: list[float] = Field(default_factory=list)
+
+
+class UtteranceResult(_Doc):
+    id: str
+    audio_s: float
+    latency_s: float
+    reference: str
+    hypothesis: str
+
+
+class TranscribeResult(_Doc):
+    utterances: int
+    audio_s_total: float
+    latency_s: Summary
+    """Per-utterance end-to-end latency (front end + encoder + decoding)."""
+    rtf: float
+    """Real-time factor: total processing time / total audio duration (lower is faster)."""
+    wer: float | None
+    cer: float | None
+    accuracy_meaningful: bool
+    """False for untrained (random) weights: WER/CER are then reported as None."""
+    normalizer: str
+    per_utterance: list[UtteranceResult] = Field(default_factory=list)
+
+
+class LoadResult(_Doc):
+    load_s: float
+    """Wall time to load the model into memory on the device (weights conversion excluded when cached)."""
+    first_inference_s: float
+    """Cold first forward pass right after loading."""
+    warm_inference_s: float
+    """A second forward pass, for comparison."""
+
+
+class MemoryResult(_Doc):
+    peak_rss_bytes: int
+    """Peak resident set size of the agent process during the measurement (sampled every ~10 ms)."""
+    baseline_rss_bytes: int
+    """RSS just before the measurement (model loaded)."""
+    cuda_peak_allocated_bytes: int | None = None
+    sampling_interval_s: float
+
+
+class EnergyResult(_Doc):
+    """Energy over the measured window. Filled by power sources; None fields carry a reason."""
+
+    source: str | None = None
+    joules_total: float | None = None
+    joules_per_iteration: float | None = None
+    average_w: float | None = None
+    peak_w: float | None = None
+    unavailable_reason: str | None = None
+
+
+class ResultDocument(_Doc):
+    """One configuration measured on one host."""
+
+    schema_version: str = SCHEMA_VERSION
+    run_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    seq: int = 0
+    """Index of this document within its run (0-based)."""
+    created_ns: int = Field(default_factory=time.time_ns)
+    host: str
+    fleet: str = "default"
+    device_class: DeviceClass
+    edgebench_version: str
+    config: RunConfig
+    model: ModelReport
+    sysinfo: SysInfo
+    policy: MeasurementPolicy | None = None
+    forward: ForwardResult | None = None
+    generate: GenerateResult | None = None
+    transcribe: TranscribeResult | None = None
+    load: LoadResult | None = None
+    memory: MemoryResult | None = None
+    energy: EnergyResult | None = None
+    warnings: list[str] = Field(default_factory=list)

@@ -1,0 +1,197 @@
+"""Runs a sweep: loads each (model, runtime, precision, device) once, measures every scenario point,
+and turns each into a :class:`ResultDocument`.
+
+The data path is: session (runtime) -> scenario -> trackers (latency, memory) -> result document. The
+runner itself measures nothing; it only wires these together and reports progress.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from edgebench.agent import __version__
+from edgebench.agent.results.schema import LoadResult, MemoryResult, ResultDocument, RunConfig, SysInfo
+from edgebench.agent.runtimes import runtime_class
+from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions
+from edgebench.agent.scenarios.base import ScenarioContext, ScenarioOutput, run_point, speech_of_length
+from edgebench.agent.stats import StoppingRule
+from edgebench.agent.sweep import Point, Sweep
+from edgebench.agent.trackers.latency import Timer
+from edgebench.agent.trackers.memory import MemoryTracker
+from edgebench.models.frontend.logmel import LogMelFrontend
+from edgebench.models.registry import resolve
+
+
+@dataclass
+class RunSettings:
+    sweep: Sweep
+    rule: StoppingRule
+    dataset_name: str
+    threads: int | None = None
+    frontend: str = "auto"
+    weights: str | None = None
+    seed: int = 0
+    beam_size: int = 4
+    fleet: str = "default"
+
+
+class Progress:
+    """Callbacks the CLI hooks a progress bar into (no-ops by default)."""
+
+    def point_started(self, label: str, expected_iterations: int | None) -> None: ...
+    def iteration(self, count: int) -> None: ...
+    def point_finished(self) -> None: ...
+    def status(self, text: str) -> None: ...
+
+
+def _validate(settings: RunSettings) -> None:
+    """Fail on the first bad combination before anything heavy is loaded."""
+    from edgebench.agent.errors import EdgebenchError
+
+    sweep = settings.sweep
+    for name in sweep.models:
+        spec = resolve(name)
+        if spec.family == "whisper":
+            if sweep.ctc_weights:
+                raise EdgebenchError(
+                    f"--ctc-weight applies only to hybrid CTC/attention models, not {spec.name}"
+                )
+            too_long = [s for s in sweep.audio_seconds if s > 30]
+            if too_long and {"forward", "generate"} & set(sweep.scenarios):
+                raise EdgebenchError(
+                    f"{spec.name} takes at most 30 s of audio per window; "
+                    f"--audio-seconds {too_long[0]:g} is longer"
+                )
+            if "generate" in sweep.scenarios and max(sweep.new_tokens) > 440:
+                raise EdgebenchError(
+                    f"{spec.name} generates at most 448 tokens including the prompt; "
+                    f"--new-tokens {max(sweep.new_tokens)} is too many"
+                )
+    for runtime in sweep.runtimes:
+        runtime_class(runtime)  # unknown runtime / missing extra
+
+
+def run_sweep(
+    settings: RunSettings,
+    dataset: list,
+    sysinfo_factory: Callable[[str | None], SysInfo],
+    progress: Progress | None = None,
+) -> Iterator[ResultDocument]:
+    """Yield one result document per measured point, in order. ``seq`` numbers them within the run."""
+    import uuid
+
+    _validate(settings)
+    progress = progress or Progress()
+    run_id = str(uuid.uuid4())
+    frontend_cache: dict[int, LogMelFrontend] = {}
+    seq = 0
+    for model_name, runtime, precision, device in settings.sweep.sessions():
+        spec = resolve(model_name)
+        frontend = frontend_cache.setdefault(spec.n_mels, LogMelFrontend(spec.n_mels, settings.frontend))
+        options = SessionOptions(
+            precision=precision,
+            device=device,
+            threads=settings.threads,
+            weights=settings.weights,
+            seed=settings.seed,
+            beam_size=settings.beam_size,
+        )
+        progress.status(f"loading {spec.name} on {runtime}/{precision}/{device}")
+        session = runtime_class(runtime)(spec, options, frontend)
+        with Timer() as load_timer:
+            session.load()
+        sysinfo = sysinfo_factory(session.device if session.device != "cpu" else None)
+        try:
+            for point in settings.sweep.points(spec.family == "hybrid"):
+                label = _label(spec.name, runtime, precision, session.device, point)
+                progress.point_started(
+                    label, None if point.scenario == "load" else settings.rule.min_iterations
+                )
+                if point.scenario == "load":
+                    output, memory = _measure_load(session, dataset, load_timer.elapsed_s)
+                else:
+                    ctx = ScenarioContext(session, settings.rule, dataset, on_iteration=progress.iteration)
+                    session.memory_peak_reset()
+                    with MemoryTracker() as tracker:
+                        output = run_point(ctx, point)
+                    memory = tracker.result
+                    if tracker.warning:
+                        output.warnings.append(f"memory: {tracker.warning}")
+                    if memory.cuda_peak_allocated_bytes is None:
+                        memory.cuda_peak_allocated_bytes = session.device_peak_memory()
+                progress.point_finished()
+                yield _document(settings, session, spec.name, point, output, memory, sysinfo, run_id, seq)
+                seq += 1
+        finally:
+            session.close()
+
+
+def _measure_load(
+    session: RuntimeSession, dataset: list, load_s: float
+) -> tuple[ScenarioOutput, MemoryResult | None]:
+    """Cold first inference right after loading, then a warm one: what a user waits for on startup."""
+    feats = session.features([speech_of_length(dataset, 5.0)])
+    with Timer(sync=session.synchronize) as first:
+        session.forward(feats)
+    with Timer(sync=session.synchronize) as warm:
+        session.forward(feats)
+    result = LoadResult(load_s=load_s, first_inference_s=first.elapsed_s, warm_inference_s=warm.elapsed_s)
+    return ScenarioOutput({"load": result}), None
+
+
+def _label(model: str, runtime: str, precision: str, device: str, p: Point) -> str:
+    parts = [model, runtime, precision, device, p.scenario]
+    if p.scenario != "load":
+        parts.append(f"b{p.batch_size}")
+    if p.audio_seconds is not None and p.scenario in ("forward", "generate"):
+        parts.append(f"{p.audio_seconds:g}s")
+    if p.new_tokens is not None and p.scenario == "generate":
+        parts.append(f"{p.new_tokens}tok")
+    if p.ctc_weight is not None:
+        parts.append(f"ctc{p.ctc_weight:g}")
+    return " ".join(parts)
+
+
+def _document(
+    settings: RunSettings,
+    session: RuntimeSession,
+    model_name: str,
+    point: Point,
+    output: ScenarioOutput,
+    memory: MemoryResult | None,
+    sysinfo: SysInfo,
+    run_id: str,
+    seq: int,
+) -> ResultDocument:
+    scenario = point.scenario
+    config = RunConfig(
+        model=model_name,
+        runtime=session.name,
+        precision=session.options.precision,  # type: ignore[arg-type]
+        device=session.device,
+        scenario=scenario,  # type: ignore[arg-type]
+        batch_size=point.batch_size,
+        audio_seconds=point.audio_seconds if scenario in ("forward", "generate") else None,
+        new_tokens=point.new_tokens if scenario == "generate" else None,
+        ctc_weight=point.ctc_weight,
+        threads=session.threads,
+        frontend=session.frontend.backend,
+        dataset=settings.dataset_name,
+    )
+    warnings = [*session.warnings, *output.warnings]
+    return ResultDocument(
+        run_id=run_id,
+        seq=seq,
+        host=sysinfo.hostname or socket.gethostname(),
+        fleet=settings.fleet,
+        device_class=sysinfo.device_class,
+        edgebench_version=__version__,
+        config=config,
+        model=session.model_report(),
+        sysinfo=sysinfo,
+        memory=memory,
+        warnings=warnings,
+        **output.fields,
+    )

@@ -1,0 +1,94 @@
+"""The one small interface every runtime implements.
+
+A session owns one loaded model on one device at one precision. Scenarios (forward / generate /
+transcribe / load) only call these methods, so adding a runtime is one new module plus one entry in
+:data:`edgebench.agent.runtimes.RUNTIMES`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edgebench.agent.results.schema import ModelReport
+    from edgebench.models.frontend.logmel import LogMelFrontend
+    from edgebench.models.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """Everything that selects *how* a model runs (one point on the runtime axes of a sweep)."""
+
+    precision: str = "fp32"
+    device: str = "auto"
+    threads: int | None = None
+    weights: str | None = None
+    seed: int = 0
+    beam_size: int = 4
+
+
+class RuntimeSession(ABC):
+    """A model loaded on one runtime; the methods scenarios time."""
+
+    name: str = "?"
+
+    def __init__(self, spec: ModelSpec, options: SessionOptions, frontend: LogMelFrontend) -> None:
+        self.spec = spec
+        self.options = options
+        self.frontend = frontend
+        self.warnings: list[str] = []
+
+    @property
+    @abstractmethod
+    def device(self) -> str:
+        """The resolved device ('cpu', 'cuda', 'mps', …)."""
+
+    @property
+    @abstractmethod
+    def threads(self) -> int:
+        """Intra-op threads in use."""
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load weights onto the device at the requested precision (timed by the load scenario)."""
+
+    @abstractmethod
+    def model_report(self) -> ModelReport: ...
+
+    @abstractmethod
+    def features(self, audio: list[np.ndarray]) -> Any:
+        """Front end for a batch of waveforms, returned in the runtime's input form, on the device."""
+
+    @abstractmethod
+    def forward(self, feats: Any) -> Any: ...
+
+    @abstractmethod
+    def prefill(self, feats: Any) -> Any:
+        """Encoder + prompt + first token; returns a decode state with ``.tokens`` [batch, 1]."""
+
+    @abstractmethod
+    def decode(self, state: Any, n_tokens: int) -> Any:
+        """Exactly ``n_tokens`` more tokens (end-of-sequence suppressed)."""
+
+    @abstractmethod
+    def transcribe(self, feats: Any, ctc_weight: float | None) -> list[str]: ...
+
+    def synchronize(self) -> None:
+        """Wait for queued device work so that timings include it (no-op on synchronous runtimes)."""
+        return None
+
+    def memory_peak_reset(self) -> None:
+        """Reset the device's peak-memory counter before a measured window."""
+        return None
+
+    def device_peak_memory(self) -> int | None:
+        """Peak device memory allocated since the last reset, where the runtime can tell."""
+        return None
+
+    def close(self) -> None:
+        """Release the model (sessions of a sweep are loaded one after another)."""
+        return None

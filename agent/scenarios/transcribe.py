@@ -1,0 +1,76 @@
+"""Transcribe scenario: end to end per utterance (front end + encoder + decoding) on a speech set.
+
+Reports per-utterance latency statistics, the real-time factor and corpus WER/CER. The front end is inside
+the timed window here because a user pays for it. WER/CER of untrained (random) weights are meaningless,
+so they are reported as None with ``accuracy_meaningful=False``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from edgebench.agent.accuracy import NORMALIZER_NAME, wer_cer
+from edgebench.agent.results.schema import TranscribeResult, UtteranceResult
+from edgebench.agent.scenarios.base import ScenarioContext, ScenarioOutput
+from edgebench.agent.stats import summarize
+from edgebench.agent.sweep import Point
+
+
+def run_transcribe(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
+    session, rule = ctx.session, ctx.rule
+    utts = ctx.dataset
+    batches = [utts[i : i + point.batch_size] for i in range(0, len(utts), point.batch_size)]
+
+    def transcribe(batch) -> tuple[list[str], float]:
+        t0 = time.perf_counter()
+        texts = session.transcribe(session.features([u.audio for u in batch]), point.ctc_weight)
+        session.synchronize()
+        return texts, time.perf_counter() - t0
+
+    for _ in range(rule.warmup):
+        transcribe(batches[0])
+
+    latencies: list[float] = []  # one per batch
+    hypotheses: list[str] = []
+    per_utt: list[UtteranceResult] = []
+    started = time.perf_counter()
+    passes = 0
+    while True:
+        for batch in batches:
+            texts, dt = transcribe(batch)
+            latencies.append(dt)
+            if ctx.on_iteration:
+                ctx.on_iteration(len(latencies))
+            if passes == 0:
+                hypotheses += texts
+                per_utt += [
+                    UtteranceResult(
+                        id=u.id, audio_s=u.duration_s, latency_s=dt, reference=u.text, hypothesis=t
+                    )
+                    for u, t in zip(batch, texts, strict=True)
+                ]
+        passes += 1
+        reason = rule.should_stop(latencies, time.perf_counter() - started)
+        if reason:
+            break
+
+    audio_total = sum(u.duration_s for u in utts)
+    trained = session.model_report().trained
+    wer = cer = None
+    if trained:
+        wer, cer = wer_cer([u.text for u in utts], hypotheses)
+    result = TranscribeResult(
+        utterances=len(utts),
+        audio_s_total=audio_total,
+        latency_s=summarize(latencies),
+        rtf=sum(latencies) / (audio_total * passes),
+        wer=wer,
+        cer=cer,
+        accuracy_meaningful=trained,
+        normalizer=NORMALIZER_NAME,
+        per_utterance=per_utt,
+    )
+    warnings = [] if trained else ["untrained (random) weights: WER/CER not meaningful, not reported"]
+    return ScenarioOutput(
+        {"transcribe": result, "policy": rule.to_policy(f"{passes} pass(es): {reason}")}, warnings
+    )

@@ -1,0 +1,125 @@
+"""Model names -> :class:`ModelSpec`.
+
+Names are what users type (``whisper-tiny.en``, ``conformer-hybrid:small``). Resolution is torch-free so
+listing and validating models is instant; loading happens in :func:`load_torch_model`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING
+
+from edgebench.agent.errors import EdgebenchError
+from edgebench.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from edgebench.models.base import TorchAsrModel
+
+# name -> (hf repo, approx params, n_mels, english only). Counts are OpenAI's published sizes.
+_WHISPER: dict[str, tuple[str, int, int, bool]] = {
+    "whisper-tiny": ("openai/whisper-tiny", 39_000_000, 80, False),
+    "whisper-tiny.en": ("openai/whisper-tiny.en", 39_000_000, 80, True),
+    "whisper-base": ("openai/whisper-base", 74_000_000, 80, False),
+    "whisper-base.en": ("openai/whisper-base.en", 74_000_000, 80, True),
+    "whisper-small": ("openai/whisper-small", 244_000_000, 80, False),
+    "whisper-small.en": ("openai/whisper-small.en", 244_000_000, 80, True),
+    "whisper-medium": ("openai/whisper-medium", 769_000_000, 80, False),
+    "whisper-medium.en": ("openai/whisper-medium.en", 769_000_000, 80, True),
+    "whisper-large-v3": ("openai/whisper-large-v3", 1_550_000_000, 128, False),
+    "whisper-large-v3-turbo": ("openai/whisper-large-v3-turbo", 809_000_000, 128, False),
+}
+
+# Hybrid CTC/attention families: base name -> (encoder kind, default variant).
+_HYBRID: dict[str, tuple[str, str]] = {
+    "conformer-hybrid": ("conformer", "libri"),
+    "lstm-ctc": ("lstm", "libri"),
+}
+
+
+def _hybrid_variants(encoder: str) -> dict[str, object]:
+    from edgebench.models.hybrid import configs
+
+    return dict(configs.CONFORMER_VARIANTS if encoder == "conformer" else configs.LSTM_VARIANTS)
+
+
+def _whisper_spec(name: str) -> ModelSpec:
+    repo, params, n_mels, english = _WHISPER[name]
+    return ModelSpec(
+        name=name,
+        family="whisper",
+        description=f"OpenAI Whisper {name.removeprefix('whisper-')} (encoder-decoder Transformer)",
+        n_mels=n_mels,
+        approx_params=params,
+        hf_repo=repo,
+        english_only=english,
+    )
+
+
+def _hybrid_spec(base: str, variant: str) -> ModelSpec:
+    from edgebench.models.hybrid.configs import approx_params
+
+    encoder, _default = _HYBRID[base]
+    variants = _hybrid_variants(encoder)
+    if variant not in variants:
+        raise EdgebenchError(
+            f"unknown size '{variant}' for {base}: choose one of {', '.join(sorted(variants))} "
+            f"(e.g. {base}:{sorted(variants)[0]})"
+        )
+    config = variants[variant]
+    label = "Conformer" if encoder == "conformer" else "BiLSTM (RNNP)"
+    return ModelSpec(
+        name=f"{base}:{variant}",
+        family="hybrid",
+        description=f"{label} encoder + CTC/attention hybrid decoder, {variant} size",
+        n_mels=config.n_mels,  # type: ignore[attr-defined]
+        approx_params=approx_params(config),  # type: ignore[arg-type]
+        variant=variant,
+        options={"encoder": encoder},
+    )
+
+
+def model_names() -> list[str]:
+    """Every canonical name the registry knows (hybrid names with each size variant)."""
+    names = list(_WHISPER)
+    for base, (encoder, _default) in _HYBRID.items():
+        names.extend(f"{base}:{v}" for v in _hybrid_variants(encoder))
+    return names
+
+
+def resolve(name: str) -> ModelSpec:
+    """Resolve a user-typed model name; unknown names get a one-line error with close suggestions."""
+    key = name.strip().lower()
+    if key in _WHISPER:
+        return _whisper_spec(key)
+    base, _, variant = key.partition(":")
+    if base in _HYBRID:
+        return _hybrid_spec(base, variant or _HYBRID[base][1])
+    close = difflib.get_close_matches(key, [*_WHISPER, *_HYBRID, *model_names()], n=3, cutoff=0.5)
+    hint = f" — did you mean {', '.join(close)}?" if close else ""
+    raise EdgebenchError(f"unknown model '{name}'{hint} (see `edgebench-agent models`)")
+
+
+def all_specs() -> list[ModelSpec]:
+    return [resolve(n) for n in model_names()]
+
+
+def load_torch_model(
+    spec: ModelSpec,
+    weights: str | Path | None = None,
+    *,
+    seed: int = 0,
+    beam_size: int = 4,
+) -> TorchAsrModel:
+    """Load ``spec`` as a PyTorch model (imports torch and the family's libraries lazily)."""
+    if spec.family == "whisper":
+        from edgebench.agent.errors import require
+
+        require("transformers", "whisper", f"{spec.name} on the torch runtime")
+        from edgebench.models.whisper.torch_model import load_whisper
+
+        return load_whisper(spec, weights_dir=weights)
+    from edgebench.models.hybrid.model import load_hybrid
+
+    return load_hybrid(spec, state_dict_path=weights, seed=seed, beam_size=beam_size)
