@@ -11,7 +11,7 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from edgebench.agent import __version__
+import edgebench.agent as _agent
 from edgebench.agent.results.schema import LoadResult, MemoryResult, ResultDocument, RunConfig, SysInfo
 from edgebench.agent.runtimes import runtime_class
 from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions
@@ -187,7 +187,7 @@ def _document(
         host=sysinfo.hostname or socket.gethostname(),
         fleet=settings.fleet,
         device_class=sysinfo.device_class,
-        edgebench_version=__version__,
+        edgebench_version=_agent.__version__,
         config=config,
         model=session.model_report(),
         sysinfo=sysinfo,

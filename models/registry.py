@@ -54,6 +54,8 @@ def _whisper_spec(name: str) -> ModelSpec:
         approx_params=params,
         hf_repo=repo,
         english_only=english,
+        # HF's Whisper encoder insists on 3000 frames: every input is padded to a 30 s window.
+        options={"window_s": 30.0},
     )
 
 

@@ -52,6 +52,18 @@ def speech_of_length(dataset: list[Utterance], seconds: float) -> np.ndarray:
     return np.concatenate(parts)[:need]
 
 
+def window_note(ctx: ScenarioContext, point: Point) -> list[str]:
+    """A warning when the model pads every input to a fixed window, so shorter inputs cost the same."""
+    window = ctx.session.spec.options.get("window_s")
+    seconds = point.audio_seconds
+    if isinstance(window, float) and seconds is not None and seconds < window:
+        return [
+            f"{ctx.session.spec.name} pads every input to a {window:g} s window: "
+            f"--audio-seconds {seconds:g} costs the same encoder time as {window:g} s"
+        ]
+    return []
+
+
 def batch_of(audio: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [audio] * batch_size
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 import time
 
 from edgebench.agent.results.schema import GenerateResult
-from edgebench.agent.scenarios.base import ScenarioContext, ScenarioOutput, batch_of, speech_of_length
+from edgebench.agent.scenarios.base import (
+    ScenarioContext,
+    ScenarioOutput,
+    batch_of,
+    speech_of_length,
+    window_note,
+)
 from edgebench.agent.stats import summarize
 from edgebench.agent.sweep import Point
 from edgebench.agent.trackers.latency import measure
@@ -23,6 +29,7 @@ def run_generate(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
     session = ctx.session
     n = point.new_tokens or 1
     audio = speech_of_length(ctx.dataset, point.audio_seconds or 10.0)
+    notes = window_note(ctx, point)
     feats = session.features(batch_of(audio, point.batch_size))
     prefill_s: list[float] = []
     decode_s: list[float] = []
@@ -57,4 +64,4 @@ def run_generate(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
         decode_tokens_per_s=(point.batch_size * (n - 1) / decode.mean) if n > 1 and decode.mean > 0 else None,
         latency_samples_s=m.samples_s,
     )
-    return ScenarioOutput({"generate": result, "policy": ctx.rule.to_policy(m.stopped_because)})
+    return ScenarioOutput({"generate": result, "policy": ctx.rule.to_policy(m.stopped_because)}, notes)
