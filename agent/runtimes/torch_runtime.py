@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from edgebench.agent.errors import EdgebenchError, require
@@ -96,7 +97,13 @@ class TorchSession(RuntimeSession):
         self._params = model.param_counts()
         module = model.module.eval()
         if self.options.precision == "int8":
-            module = torch.ao.quantization.quantize_dynamic(module, _quantizable(model), dtype=torch.qint8)
+            with warnings.catch_warnings():
+                # Deprecated in favour of torchao, but still the one int8 path that needs no extra
+                # package and runs on every CPU torch build (x86 fbgemm, ARM qnnpack).
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = torch.ao.quantization.quantize_dynamic(
+                    module, _quantizable(model), dtype=torch.qint8
+                )
             model.module = module
         elif self.options.precision == "fp16":
             module = module.half()

@@ -1,0 +1,106 @@
+"""The runtime-agnostic greedy rules (numpy logits, no model): prompts, suppression, forcing, padding."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgebench.agent.errors import EdgebenchError
+from edgebench.models.whisper.decoding import DecodingConfig, GreedyDecoder
+
+EN_ONLY = {
+    "decoder_start_token_id": 50257,
+    "eos_token_id": 50256,
+    "no_timestamps_token_id": 50362,
+    "suppress_tokens": [1, 2, 7],
+    "begin_suppress_tokens": [220, 50256],
+    "is_multilingual": False,
+    "max_length": 448,
+}
+MULTI = {
+    "decoder_start_token_id": 50258,
+    "eos_token_id": 50257,
+    "no_timestamps_token_id": 50363,
+    "is_multilingual": True,
+    "lang_to_id": {"<|en|>": 50259, "<|de|>": 50261},
+    "task_to_id": {"transcribe": 50359, "translate": 50358},
+}
+VOCAB = 51864
+
+
+def test_prompts_follow_the_generation_config() -> None:
+    assert DecodingConfig.from_generation_config(EN_ONLY).prompt == (50257, 50362)
+    assert DecodingConfig.from_generation_config(MULTI).prompt == (50258, 50259, 50359, 50363)
+    assert DecodingConfig.from_generation_config(MULTI, language="de", task="translate").prompt == (
+        50258,
+        50261,
+        50358,
+        50363,
+    )
+    with pytest.raises(EdgebenchError, match="no id for language"):
+        DecodingConfig.from_generation_config(MULTI, language="xx")
+
+
+def test_reads_generation_config_json(tmp_path) -> None:
+    (tmp_path / "generation_config.json").write_text(json.dumps(EN_ONLY))
+    config = DecodingConfig.from_pretrained_dir(tmp_path)
+    assert config.max_new_tokens == 446
+    assert config.timestamp_begin == 50363
+    with pytest.raises(EdgebenchError, match=r"no generation_config\.json"):
+        DecodingConfig.from_pretrained_dir(tmp_path / "missing")
+
+
+def _logits(batch: int, favourite: list[int], runner_up: int = 500) -> np.ndarray:
+    """Logits whose arg-max is ``favourite[i]`` per row and whose second best is ``runner_up``."""
+    logits = np.zeros((batch, VOCAB), dtype=np.float32)
+    logits[:, runner_up] = 1.0
+    for row, token in enumerate(favourite):
+        logits[row, token] = 2.0
+    return logits
+
+
+def test_suppression_begin_only_at_first_step() -> None:
+    decoder = GreedyDecoder(DecodingConfig.from_generation_config(EN_ONLY))
+    # Blank (220) and EOS are banned at step 0 only; suppress_tokens always.
+    tokens, finished = decoder.select(_logits(3, [220, 50256, 7]), step=0)
+    assert tokens.tolist() == [500, 500, 500]
+    assert not finished.any()
+    tokens, finished = decoder.select(_logits(3, [220, 50256, 7]), step=1, finished=finished)
+    assert tokens.tolist() == [220, 50256, 500]
+    assert finished.tolist() == [False, True, False]
+
+
+def test_finished_items_are_padded_and_force_bans_eos() -> None:
+    decoder = GreedyDecoder(DecodingConfig.from_generation_config(EN_ONLY))
+    finished = np.array([True, False])
+    tokens, finished = decoder.select(_logits(2, [42, 43]), step=5, finished=finished)
+    assert tokens.tolist() == [50256, 43]
+    tokens, _ = decoder.select(_logits(2, [50256, 50256]), step=5, force=True)
+    assert tokens.tolist() == [500, 500]
+
+
+def test_generate_loop_stops_when_all_finished_or_forced() -> None:
+    decoder = GreedyDecoder(DecodingConfig.from_generation_config(EN_ONLY))
+    script = iter([[11, 50256], [50256, 12], [13, 14]])
+
+    def step(last: np.ndarray) -> np.ndarray:
+        return _logits(2, next(script))
+
+    out = decoder.generate(_logits(2, [10, 20]), step, max_new_tokens=10)
+    assert out.tolist() == [[10, 11, 50256], [20, 50256, 50256]]
+    assert decoder.strip_eos(out) == [[10, 11], [20]]
+
+    forced = decoder.generate(
+        _logits(1, [10]), lambda last: _logits(1, [50256]), max_new_tokens=7, force=True
+    )
+    assert forced.shape == (1, 7)
+    assert 50256 not in forced.tolist()[0]
+    with pytest.raises(EdgebenchError, match="446"):
+        decoder.generate(_logits(1, [10]), step, max_new_tokens=447)
+
+
+def test_text_tokens_drop_timestamps() -> None:
+    decoder = GreedyDecoder(DecodingConfig.from_generation_config(EN_ONLY))
+    assert decoder.text_tokens([50363, 400, 50400, 401]) == [400, 401]
