@@ -104,7 +104,9 @@ def run_sweep(
             session.load()
         sysinfo = sysinfo_factory(session.device if session.device != "cpu" else None)
         try:
-            for point in settings.sweep.points(spec.family == "hybrid"):
+            window = spec.options.get("window_s")
+            default_seconds = window if isinstance(window, float) else 10.0
+            for point in settings.sweep.points(spec.family == "hybrid", default_seconds):
                 label = _label(spec.name, runtime, precision, session.device, point)
                 progress.point_started(
                     label, None if point.scenario == "load" else settings.rule.min_iterations

@@ -84,7 +84,8 @@ class Sweep:
     devices: list[str]
     scenarios: list[str]
     batch_sizes: list[int] = field(default_factory=lambda: [1])
-    audio_seconds: list[float] = field(default_factory=lambda: [10.0])
+    audio_seconds: list[float] = field(default_factory=list)
+    """Empty: each model's own default (its fixed window if it has one, else 10 s)."""
     new_tokens: list[int] = field(default_factory=lambda: [32])
     ctc_weights: list[float] = field(default_factory=list)
 
@@ -92,9 +93,10 @@ class Sweep:
         """(model, runtime, precision, device): each loads a model once."""
         yield from itertools.product(self.models, self.runtimes, self.precisions, self.devices)
 
-    def points(self, hybrid: bool) -> list[Point]:
+    def points(self, hybrid: bool, default_seconds: float = 10.0) -> list[Point]:
         """Scenario points for one session; ``load`` first because it must see a freshly loaded model."""
         out: list[Point] = []
+        seconds = self.audio_seconds or [default_seconds]
         weights: list[float | None] = list(self.ctc_weights) if hybrid else [None]
         if hybrid and not weights:
             weights = [0.3]
@@ -102,17 +104,14 @@ class Sweep:
             if scenario == "load":
                 out.append(Point("load"))
             elif scenario == "forward":
-                out += [Point("forward", b, s) for b in self.batch_sizes for s in self.audio_seconds]
+                out += [Point("forward", b, s) for b in self.batch_sizes for s in seconds]
             elif scenario == "generate":
                 out += [
                     Point("generate", b, s, n)
                     for b in self.batch_sizes
-                    for s in self.audio_seconds
+                    for s in seconds
                     for n in self.new_tokens
                 ]
             elif scenario == "transcribe":
                 out += [Point("transcribe", b, ctc_weight=w) for b in self.batch_sizes for w in weights]
         return out
-
-    def size(self, hybrid_of: Callable[[str], bool]) -> int:
-        return sum(len(self.points(hybrid_of(m))) for m, *_ in self.sessions())

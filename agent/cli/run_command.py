@@ -19,7 +19,7 @@ class RunRequest:
     device: str
     scenario: str
     batch_size: str
-    audio_seconds: str
+    audio_seconds: str | None
     new_tokens: str
     ctc_weight: str | None
     dataset: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich import box
 from rich.table import Table
 
 from edgebench.agent.results.schema import ResultDocument, Summary
@@ -11,7 +12,7 @@ from edgebench.agent.results.schema import ResultDocument, Summary
 
 def _ms(s: Summary) -> str:
     half = (s.ci95_high - s.ci95_low) / 2
-    return f"{s.mean * 1e3:.1f} ± {half * 1e3:.1f}"
+    return f"{s.mean * 1e3:.1f}±{half * 1e3:.1f}"
 
 
 def _mib(n: int | None) -> str:
@@ -49,21 +50,28 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
     }
     varying = [k for k, get in axes.items() if len({get(d) for d in docs}) > 1]
     constant = [axes[k](docs[0]) for k in axes if k not in varying] if docs else []
-    t = Table(title=" · ".join([title, *constant]), header_style="bold", title_justify="left")
+    t = Table(
+        title=" · ".join([title, *constant]),
+        header_style="bold",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption="latency: mean±95% CI, p50/p90 in ms · RSS: peak resident memory",
+        caption_justify="left",
+    )
     for col in varying:
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for col, just in [
         ("scenario", "left"),
         ("config", "left"),
         ("n", "right"),
-        ("mean ± 95% CI ms", "right"),
-        ("p50 / p90 ms", "right"),
+        ("latency", "right"),
+        ("p50/p90", "right"),
         ("throughput", "right"),
         ("RTF", "right"),
-        ("WER / CER", "right"),
-        ("peak RSS MiB", "right"),
+        ("WER/CER", "right"),
+        ("RSS MiB", "right"),
     ]:
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+        t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     for d in docs:
         lat = n = pct = thr = rtf = acc = "–"
         stats = (
@@ -72,7 +80,7 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
             or (d.transcribe and d.transcribe.latency_s)
         )
         if stats:
-            lat, n, pct = _ms(stats), str(stats.n), f"{stats.p50 * 1e3:.1f} / {stats.p90 * 1e3:.1f}"
+            lat, n, pct = _ms(stats), str(stats.n), f"{stats.p50 * 1e3:.0f}/{stats.p90 * 1e3:.0f}"
         if d.forward:
             thr = f"{d.forward.iterations_per_s:.2f} it/s"
         elif d.generate:
@@ -80,10 +88,11 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
         elif d.transcribe:
             rtf = f"{d.transcribe.rtf:.3f}"
             tr = d.transcribe
-            acc = f"{_pct(tr.wer)} / {_pct(tr.cer)}" if tr.accuracy_meaningful else "untrained"
+            acc = f"{_pct(tr.wer)}/{_pct(tr.cer)}" if tr.accuracy_meaningful else "untrained"
         elif d.load:
-            lat = f"load {d.load.load_s:.2f} s"
-            thr = f"1st {d.load.first_inference_s * 1e3:.0f} / warm {d.load.warm_inference_s * 1e3:.0f} ms"
+            lat = f"{d.load.load_s:.2f} s"
+            thr = f"cold {d.load.first_inference_s * 1e3:.0f} ms"
+            pct = f"warm {d.load.warm_inference_s * 1e3:.0f}"
         peak = _mib(d.memory.peak_rss_bytes) if d.memory else "–"
         row = [axes[k](d) for k in varying]
         t.add_row(*row, d.config.scenario, _config(d), n, lat, pct, thr, rtf, acc, peak)
@@ -92,9 +101,9 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
 
 def models_params_table(docs: Sequence[ResultDocument]) -> Table:
     """Parameter counts per component, once per model, with where the weights came from."""
-    t = Table(title="models", header_style="bold", title_justify="left")
+    t = Table(title="models", header_style="bold", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("model", "parameters per component", "weights", "trained"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     seen: set[str] = set()
     for d in docs:
         if d.model.name in seen:
