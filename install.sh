@@ -18,7 +18,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+PIP=(pip_quiet install -q --disable-pip-version-check)
+# Some machines configure extra package indexes that do not exist locally; pip warns once per package.
+pip_quiet() { .venv/bin/python -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 # torch first, pinned: an unpinned torch would pull a multi-GB CUDA build on x86.
 case ",$EXTRAS," in
   *,all,*|*,test,*|*,torch,*|*,whisper,*) .venv/bin/python -c "import torch" 2>/dev/null || "${PIP[@]}" "$TORCH_SPEC" ;;

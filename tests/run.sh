@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-# System packages the tests use: libsndfile (audio I/O), espeak-ng + sox (synthesised speech).
-pkgs=(libsndfile1 espeak-ng sox)
+# System packages the tests use: libsndfile (audio I/O). (espeak-ng + sox only regenerate the built-in set.)
+pkgs=(libsndfile1)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -6,8 +6,10 @@ is checked on real speech (the built-in set), unpadded and padded to Whisper's 3
 
 from __future__ import annotations
 
+import librosa
 import numpy as np
 import pytest
+import torch
 
 from edgebench.agent.datasets.loader import Utterance, load_dataset
 from edgebench.agent.errors import EdgebenchError
@@ -19,9 +21,6 @@ from edgebench.models.frontend.logmel import (
     LogMelFrontend,
     select_backend,
 )
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("librosa")
 
 TOLERANCE = 1e-4
 
@@ -84,7 +83,8 @@ def test_pad_trims_longer_audio(torch_frontend: LogMelFrontend) -> None:
 def test_matches_transformers_whisper_feature_extractor(
     utterances: list[Utterance], torch_frontend: LogMelFrontend
 ) -> None:
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     extractor = transformers.WhisperFeatureExtractor(feature_size=80)
     utt = max(utterances, key=lambda u: u.duration_s)
     expected = extractor(utt.audio, sampling_rate=16000, return_tensors="np").input_features[0]
@@ -195,7 +195,6 @@ def test_module_import_does_not_import_torch_or_librosa() -> None:
 
 def test_shipped_mel_filters_match_librosa() -> None:
     # The npz is generated once by make_mel_filters.py; this guards against a stale or hand-edited file.
-    import librosa
 
     for n in (80, 128):
         filters = logmel.mel_filters(n)

