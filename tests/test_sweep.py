@@ -65,3 +65,10 @@ def test_whisper_gets_no_ctc_weight_and_hybrid_defaults_to_joint() -> None:
 def test_sessions_are_the_runtime_cross_product() -> None:
     sweep = _sweep(models=["a", "b"], precisions=["fp32", "int8"])
     assert len(list(sweep.sessions())) == 4
+
+
+def test_input_length_defaults_per_model() -> None:
+    sweep = _sweep(scenarios=["forward"])
+    assert [p.audio_seconds for p in sweep.points(hybrid=False, default_seconds=30.0)] == [30.0]
+    explicit = _sweep(scenarios=["forward"], audio_seconds=[5.0])
+    assert [p.audio_seconds for p in explicit.points(hybrid=False, default_seconds=30.0)] == [5.0]

@@ -40,8 +40,9 @@ def run(
     ] = "forward,generate,transcribe",
     batch_size: Annotated[str, typer.Option(help="Batch size(s), e.g. 1,8.")] = "1",
     audio_seconds: Annotated[
-        str, typer.Option(help="Input length(s) in seconds for forward/generate.")
-    ] = "10",
+        str | None,
+        typer.Option(help="Input seconds for forward/generate (default: Whisper 30, others 10)."),
+    ] = None,
     new_tokens: Annotated[str, typer.Option(help="Exact new tokens for generate, e.g. 10,100.")] = "32",
     ctc_weight: Annotated[
         str | None, typer.Option(help="Hybrid models: 0 = attention, 1 = CTC, e.g. 0,0.3,1 (default 0.3).")
