@@ -501,7 +501,7 @@ def test_float16_on_cpu(encoder: str) -> None:
         assert len(m.transcribe(feats, weight)) == 2
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (hardware absent on CI)")
 @pytest.mark.parametrize("encoder", ENCODERS)
 def test_float16_on_cuda(encoder: str) -> None:
     m = load_hybrid(make_spec(encoder, "small"))
