@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -113,9 +115,6 @@ def test_missing_extra_names_the_pip_extra() -> None:
 
 
 def run_cli_without(module: str, *args: str):
-    import subprocess
-    import sys
-
     code = f"import sys; sys.modules[{module!r}] = None; from edgebench.agent.cli.main import main; main()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
 
