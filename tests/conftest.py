@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -31,3 +32,138 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# Real servers on loopback ports (tests/servers.py). A server that does not start fails the test
+# with its log tail — never a skip: CI installs mosquitto, influxdb and victoria-metrics (run.sh).
+# tests.servers is imported inside the fixtures so that collecting the other tests never depends on it.
+# ------------------------------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from tests.servers import Certs, InfluxDB1, Mosquitto, MqttProbe, VictoriaMetrics, _Process
+
+# Broker users: the collector and two devices of fleet "lab". Device username = host name (make_acl.py).
+MQTT_FLEET = "lab"
+MQTT_USERS = {"collector": "collector-pw", "host1": "host1-pw", "host2": "host2-pw"}
+MQTT_DEVICES = [(MQTT_FLEET, "host1"), (MQTT_FLEET, "host2")]
+
+_S = TypeVar("_S", bound="_Process")
+
+
+def _started(server: _S) -> _S:
+    """Start a server or fail the test with its log (ServerError carries the tail)."""
+    from tests.servers import ServerError
+
+    try:
+        server.start()
+    except (ServerError, OSError) as e:
+        server.kill()
+        pytest.fail(f"{type(server).__name__} did not start: {e}", pytrace=False)
+    return server
+
+
+@pytest.fixture(scope="session")
+def mqtt_certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    """One CA + server certificate (SAN 127.0.0.1, localhost) + client cert ``host1`` per session."""
+    from tests.servers import ServerError, make_certs
+
+    try:
+        return make_certs(tmp_path_factory.mktemp("mqtt-certs"), clients=("host1",))
+    except ServerError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+def _mosquitto(base: Path, certs: Certs) -> Mosquitto:
+    from tests.servers import Mosquitto
+
+    return Mosquitto(base, MQTT_USERS, MQTT_DEVICES, certs=certs)
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory, mqtt_certs: Certs) -> Iterator[Mosquitto]:
+    """Session broker (production config): users collector/host1/host2, ACL for lab/host1, lab/host2.
+    Shared by many tests: never stop it in a test (use ``mosquitto_fresh``), use unique client ids."""
+    broker = _started(_mosquitto(tmp_path_factory.mktemp("mosquitto"), mqtt_certs))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def mosquitto_fresh(tmp_path: Path, mqtt_certs: Certs) -> Iterator[Mosquitto]:
+    """A broker of its own for fault tests: stop()/kill()/start() keep ports and persistence."""
+    broker = _started(_mosquitto(tmp_path / "mosquitto", mqtt_certs))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def mqtt_probe() -> Iterator[Callable[..., MqttProbe]]:
+    """Factory for connected test clients, closed at teardown:
+    ``mqtt_probe(broker, "collector", password=None, *, connect=True, tls=False, client_id="",
+    clean_start=True, session_expiry=None, manual_ack=False)`` — the password defaults to the
+    broker's ``users[username]``; with connect=True a refused CONNACK fails the test."""
+    from tests.servers import MqttProbe
+
+    probes: list[MqttProbe] = []
+
+    def make(
+        broker: Mosquitto,
+        username: str | None,
+        password: str | None = None,
+        *,
+        connect: bool = True,
+        **kw: Any,
+    ) -> MqttProbe:
+        probe = MqttProbe(broker, username, password, **kw)
+        probes.append(probe)
+        if connect:
+            rc = probe.connect()
+            assert rc is not None and not rc.is_failure, f"{username} could not connect: {rc}"
+        return probe
+
+    yield make
+    for p in probes:
+        p.close()
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
+    """Session InfluxDB 1.x (no auth). Use ``influxdb.new_database()`` for a database of your own."""
+    from tests.servers import InfluxDB1
+
+    server = _started(InfluxDB1(tmp_path_factory.mktemp("influxdb")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influxdb_fresh(tmp_path: Path) -> Iterator[InfluxDB1]:
+    """An InfluxDB 1.x of its own for fault tests (stop()/start() keep port and data)."""
+    from tests.servers import InfluxDB1
+
+    server = _started(InfluxDB1(tmp_path / "influxdb"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
+    """Session VictoriaMetrics: the real target for influxdb-client's v2 write API (/api/v2/write)."""
+    from tests.servers import VictoriaMetrics
+
+    server = _started(VictoriaMetrics(tmp_path_factory.mktemp("victoria")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def victoria_fresh(tmp_path: Path) -> Iterator[VictoriaMetrics]:
+    """A VictoriaMetrics of its own for fault tests."""
+    from tests.servers import VictoriaMetrics
+
+    server = _started(VictoriaMetrics(tmp_path / "victoria"))
+    yield server
+    server.stop()

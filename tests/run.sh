@@ -6,13 +6,32 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-# System packages the tests use: libsndfile (audio I/O). (espeak-ng + sox only regenerate the built-in set.)
-pkgs=(libsndfile1)
+# System packages the tests use: libsndfile (audio I/O); the servers the streaming tests start on free
+# loopback ports (tests/servers.py): mosquitto (+ mosquitto_passwd, clients), InfluxDB 1.x,
+# VictoriaMetrics, openssl for the broker's test CA. (espeak-ng + sox only regenerate the built-in set.)
+pkgs=(libsndfile1 mosquitto mosquitto-clients influxdb victoria-metrics openssl)
+services=(mosquitto influxdb victoria-metrics)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
+  # The tests run their own servers; keep the packages' system-wide ones from starting (and holding
+  # ports/CPU): policy-rc.d exit 101 = "do not start" for invoke-rc.d/deb-systemd-invoke.
+  added_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    added_policy=1
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT  # also when apt-get fails
+  fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [ -n "$added_policy" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+  # Belt and braces, only for services this run installed (never stop a server someone runs on purpose).
+  for s in "${services[@]}"; do
+    if [[ " ${missing[*]} " == *" $s "* ]]; then
+      $SUDO systemctl disable --now "$s" >/dev/null 2>&1 || $SUDO service "$s" stop >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
 EDGEBENCH_EXTRAS=test bash install.sh
