@@ -35,6 +35,11 @@ class RunSettings:
     seed: int = 0
     beam_size: int = 4
     fleet: str = "default"
+    host: str | None = None
+    """Overrides the hostname in result documents: the agent config's [agent] host, which must match the
+    host's MQTT username/ACL (the collector rejects documents whose host differs from the topic)."""
+    run_id: str | None = None
+    """Set by callers that announce the run (MQTT status) before the first result exists."""
 
 
 class Progress:
@@ -84,7 +89,7 @@ def run_sweep(
 
     _validate(settings)
     progress = progress or Progress()
-    run_id = str(uuid.uuid4())
+    run_id = settings.run_id or str(uuid.uuid4())
     frontend_cache: dict[int, LogMelFrontend] = {}
     seq = 0
     for model_name, runtime, precision, device in settings.sweep.sessions():
@@ -186,7 +191,7 @@ def _document(
     return ResultDocument(
         run_id=run_id,
         seq=seq,
-        host=sysinfo.hostname or socket.gethostname(),
+        host=settings.host or sysinfo.hostname or socket.gethostname(),
         fleet=settings.fleet,
         device_class=sysinfo.device_class,
         edgebench_version=_agent.__version__,

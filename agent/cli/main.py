@@ -66,17 +66,55 @@ def run(
     ] = None,
     beam_size: Annotated[int, typer.Option(help="Beam size for hybrid attention/joint decoding.")] = 4,
     seed: Annotated[int, typer.Option(help="Seed for untrained (random) hybrid weights.")] = 0,
-    fleet: Annotated[str, typer.Option(help="Fleet name recorded in results.")] = "default",
+    fleet: Annotated[
+        str | None, typer.Option(help="Fleet name recorded in results (default: config, else 'default').")
+    ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print result documents as JSON on stdout.")
     ] = False,
     store: Annotated[bool, typer.Option(help="Save results in the local store.")] = True,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="Agent config TOML (default /etc/edgebench/agent.toml if present)."),
+    ] = None,
+    broker: Annotated[
+        str | None, typer.Option("--broker", help="MQTT broker HOST[:PORT] (overrides the config).")
+    ] = None,
+    publish: Annotated[
+        bool, typer.Option(help="Stream results to the configured MQTT broker (when one is configured).")
+    ] = True,
+    publish_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the broker's acknowledgements after the sweep.")
+    ] = 15.0,
 ) -> None:
-    """Measure models on this device and print a table (and store the results locally)."""
+    """Measure models on this device and print a table (and store the results locally).
+
+    With a broker configured, every result is also spooled on disk and streamed over MQTT; an unreachable
+    broker never fails the run (results wait in the spool)."""
     options = dict(locals())  # first statement: exactly the options above
     from edgebench.agent.cli.run_command import RunRequest, execute
 
     execute(RunRequest(**options))
+
+
+@app.command("publish")
+def publish_cmd(
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="Agent config TOML (default /etc/edgebench/agent.toml if present)."),
+    ] = None,
+    broker: Annotated[str | None, typer.Option("--broker", help="MQTT broker HOST[:PORT].")] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run", help="Re-queue this stored run first (id, unique prefix or 'last')."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for acknowledgements.")] = 30.0,
+) -> None:
+    """Send results waiting in the MQTT spool (exit 1 if some remain unsent)."""
+    from edgebench.agent.publish.command import publish_command
+    from edgebench.agent.publish.config import load_config
+
+    raise typer.Exit(publish_command(load_config(config, broker), run_id, timeout))
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from dataclasses import dataclass
 
 from edgebench.agent.errors import EdgebenchError
@@ -34,12 +35,24 @@ class RunRequest:
     weights: str | None
     beam_size: int
     seed: int
-    fleet: str
+    fleet: str | None
     json_out: bool
     store: bool
+    config: str | None = None
+    broker: str | None = None
+    publish: bool = True
+    publish_timeout: float = 15.0
 
 
-def build_settings(req: RunRequest):
+def load_publish_config(req: RunRequest):
+    """The agent config (host/fleet for every document, broker, spool). Read even with --no-publish:
+    the configured host/fleet identify this machine's results wherever they end up."""
+    from edgebench.agent.publish.config import load_config
+
+    return load_config(req.config, req.broker, req.fleet)
+
+
+def build_settings(req: RunRequest, host: str | None = None, fleet: str | None = None):
     """Validate every option into RunSettings; bad values fail here with one line, before loading."""
     from edgebench.agent.runner import RunSettings
     from edgebench.agent.stats import StoppingRule
@@ -91,7 +104,8 @@ def build_settings(req: RunRequest):
         weights=req.weights,
         seed=req.seed,
         beam_size=req.beam_size,
-        fleet=req.fleet,
+        fleet=fleet or req.fleet or "default",
+        host=host,
     )
 
 
@@ -105,22 +119,45 @@ def execute(req: RunRequest) -> None:
     from edgebench.agent.runner import run_sweep
     from edgebench.agent.trackers.sysinfo import collect_sysinfo
 
-    settings = build_settings(req)
+    pub_config = load_publish_config(req)
+    settings = build_settings(req, host=pub_config.host, fleet=pub_config.fleet)
+    settings.run_id = str(uuid.uuid4())
     dataset = load_dataset(req.dataset)
     err = Console(stderr=True)
+    publishing = None
+    if req.publish and pub_config.enabled:
+        from rich.markup import escape
+
+        from edgebench.agent.publish.command import RunPublishing
+
+        publishing = RunPublishing(
+            pub_config, warn=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}", soft_wrap=True)
+        )
+        publishing.begin(settings.run_id)
     store = ResultStore() if req.store else None
     docs = []
+    publish_line = None
+    completed = False
     try:
         with RichProgress(err) as progress:
             for doc in run_sweep(settings, dataset, lambda acc: collect_sysinfo(accelerator=acc), progress):
                 if store:
                     store.add(doc)  # saved as soon as measured: an interrupted sweep keeps what it has
+                if publishing:  # spooled durably, then sent: between measured points
+                    publishing.on_document(doc, stored=store is not None)
                 docs.append(doc)
+        completed = True
     finally:
         if store:
             store.close()
+        if publishing:  # interrupted or failed: don't make the user wait; the spool keeps the rest
+            publish_line = publishing.finish(
+                req.publish_timeout if completed else min(req.publish_timeout, 2)
+            )
     if req.json_out:
         sys.stdout.write(json.dumps([d.model_dump(mode="json") for d in docs], indent=2) + "\n")
+        if publish_line:
+            err.print(publish_line, highlight=False, soft_wrap=True, markup=False)
         return
     out = Console()
     out.print(results_table(docs))
@@ -135,3 +172,5 @@ def execute(req: RunRequest) -> None:
             f"[dim]{s.hostname} ({s.device_class}, {s.cpu_model or s.arch}, {s.cpu_cores_logical} cores) · "
             f"run {docs[0].run_id} · {where}[/]"
         )
+    if publish_line:
+        out.print(publish_line, highlight=False, soft_wrap=True, markup=False)

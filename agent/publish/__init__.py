@@ -1,0 +1,1 @@
+"""Streaming results to the fleet broker over MQTT (optional: the `mqtt` extra)."""

@@ -1,0 +1,231 @@
+"""Agent configuration for streaming results: where the broker is, who this host is, where the spool lives.
+
+Precedence, highest first: command-line flags (``--broker``, ``--fleet``), environment variables
+(``EDGEBENCH_MQTT_HOST``, ``_PORT``, ``_USERNAME``, ``_PASSWORD``, ``_TLS_CA``, ``EDGEBENCH_FLEET``,
+``EDGEBENCH_HOST``), the TOML file (``--config PATH``, else ``/etc/edgebench/agent.toml`` when it exists),
+then defaults. No ``[mqtt] host`` anywhere means publishing is off and the agent behaves exactly as without
+this module (local store only).
+
+The configured ``[agent] host`` is written into every result document and into the topic. The broker's ACL
+lets a user publish only under its own host (username = host by convention), and the collector rejects a
+document whose host/fleet differ from its topic — so ``host`` must match the MQTT username's ACL entry.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from edgebench.agent.errors import EdgebenchError, require
+
+DEFAULT_CONFIG = Path("/etc/edgebench/agent.toml")
+TOPIC_PREFIX = "edgebench/v1"
+
+
+def _check_topic_level(value: str | None) -> str | None:
+    """Fleet and host become MQTT topic levels: wildcards or separators would publish somewhere else."""
+    if value is not None and (not value or any(c in value for c in "/+#\0")):
+        raise ValueError(f"'{value}' cannot be an MQTT topic level (empty, or contains / + # NUL)")
+    return value
+
+
+class _Section(BaseModel):
+    """Unknown keys are errors: a typo such as ``passwrd`` must not silently disable authentication."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentSection(_Section):
+    fleet: str = "default"
+    host: str | None = None
+    """Default: this machine's hostname. Must match the MQTT username / ACL entry of this host."""
+
+
+class MqttSection(_Section):
+    host: str | None = None
+    """Absent: publishing disabled."""
+    port: int | None = None
+    """Default 8883 with TLS, 1883 without."""
+    tls: bool | None = None
+    """Default: on when a CA file is given."""
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    username: str | None = None
+    password: str | None = None
+    password_file: str | None = None
+    client_id: str | None = None
+    keepalive: int = 30
+
+
+class SpoolSection(_Section):
+    path: str | None = None
+    """Default: the data directory's ``spool.sqlite``."""
+    max_messages: int = 10_000
+
+
+class _File(_Section):
+    agent: AgentSection = AgentSection()
+    mqtt: MqttSection = MqttSection()
+    spool: SpoolSection = SpoolSection()
+
+
+class PublishConfig(BaseModel):
+    """Resolved configuration: every default filled in, files checked, ready to connect."""
+
+    fleet: str
+    host: str
+    broker_host: str | None
+    port: int
+    tls: bool
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+    username: str | None
+    password: str | None
+    client_id: str
+    keepalive: int
+    spool_path: Path
+    max_messages: int
+    source: str | None
+    """The TOML file read, if any (for messages)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.broker_host is not None
+
+    @property
+    def broker(self) -> str:
+        """``host:port`` as shown to users."""
+        return f"{self.broker_host}:{self.port}"
+
+    def result_topic(self, fleet: str | None = None, host: str | None = None) -> str:
+        return f"{TOPIC_PREFIX}/{fleet or self.fleet}/{host or self.host}/result"
+
+    def status_topic(self) -> str:
+        return f"{TOPIC_PREFIX}/{self.fleet}/{self.host}/status"
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the same parser, under its PyPI name
+        tomllib = require("tomli", "mqtt", "Reading the agent config on Python 3.10")
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise EdgebenchError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise EdgebenchError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # tomllib.TOMLDecodeError
+        raise EdgebenchError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _validation_message(source: str, exc: ValidationError) -> str:
+    """Pydantic's multi-line report, condensed to one line naming the file and the dotted key."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: [{key}] {msg}{more}"
+
+
+def _parse_broker(value: str) -> tuple[str, int | None]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return value, None
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise EdgebenchError(f"--broker must be HOST or HOST:PORT (got '{value}')")
+    return host, int(port)
+
+
+def _existing(path: str | None, key: str, source: str) -> str | None:
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise EdgebenchError(f"{source}: [{key}] file {path} does not exist")
+    return path
+
+
+def load_config(
+    config_path: str | None = None,
+    broker: str | None = None,
+    fleet: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> PublishConfig:
+    """Merge file, environment and flags into a :class:`PublishConfig`; any problem is one EdgebenchError."""
+    env = os.environ if environ is None else environ
+    path = Path(config_path) if config_path else (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    raw = _read_toml(path) if path else {}
+    source = str(path) if path else "configuration"
+    try:
+        parsed = _File.model_validate(raw)
+    except ValidationError as exc:
+        raise EdgebenchError(_validation_message(source, exc)) from None
+
+    a, m, s = parsed.agent, parsed.mqtt, parsed.spool
+    env_map = {
+        "EDGEBENCH_MQTT_HOST": (m, "host"),
+        "EDGEBENCH_MQTT_USERNAME": (m, "username"),
+        "EDGEBENCH_MQTT_PASSWORD": (m, "password"),
+        "EDGEBENCH_MQTT_TLS_CA": (m, "ca_file"),
+        "EDGEBENCH_FLEET": (a, "fleet"),
+        "EDGEBENCH_HOST": (a, "host"),
+    }
+    for var, (section, attr) in env_map.items():
+        if env.get(var):
+            setattr(section, attr, env[var])
+    if env.get("EDGEBENCH_MQTT_PORT"):
+        if not env["EDGEBENCH_MQTT_PORT"].isdigit():
+            raise EdgebenchError(
+                f"EDGEBENCH_MQTT_PORT must be a port number (got '{env['EDGEBENCH_MQTT_PORT']}')"
+            )
+        m.port = int(env["EDGEBENCH_MQTT_PORT"])
+    if broker:
+        m.host, port = _parse_broker(broker)
+        m.port = port or m.port
+    if fleet:
+        a.fleet = fleet
+    for key, value in (("agent.fleet", a.fleet), ("agent.host", a.host)):
+        try:
+            _check_topic_level(value)
+        except ValueError as exc:
+            raise EdgebenchError(f"{source}: [{key}] {exc}") from None
+
+    password = m.password
+    if m.password_file and not password:
+        pw_path = _existing(m.password_file, "mqtt.password_file", source)
+        assert pw_path is not None
+        try:
+            password = Path(pw_path).read_text().strip()
+        except OSError as exc:
+            raise EdgebenchError(f"{source}: [mqtt.password_file] cannot read {pw_path}: {exc}") from None
+    ca_file = _existing(m.ca_file, "mqtt.ca_file", source)
+    tls = m.tls if m.tls is not None else ca_file is not None
+    host = a.host or socket.gethostname()
+    if s.max_messages < 1:
+        raise EdgebenchError(f"{source}: [spool.max_messages] must be >= 1")
+    from edgebench.agent.paths import data_dir
+
+    return PublishConfig(
+        fleet=a.fleet,
+        host=host,
+        broker_host=m.host or None,
+        port=m.port or (8883 if tls else 1883),
+        tls=tls,
+        ca_file=ca_file,
+        cert_file=_existing(m.cert_file, "mqtt.cert_file", source),
+        key_file=_existing(m.key_file, "mqtt.key_file", source),
+        username=m.username or None,
+        password=password,
+        client_id=m.client_id or f"edgebench-agent-{host}",
+        keepalive=m.keepalive,
+        spool_path=Path(s.path) if s.path else data_dir() / "spool.sqlite",
+        max_messages=s.max_messages,
+        source=str(path) if path else None,
+    )
