@@ -167,3 +167,13 @@ def victoria_fresh(tmp_path: Path) -> Iterator[VictoriaMetrics]:
     server = _started(VictoriaMetrics(tmp_path / "victoria"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def collectors():  # type: ignore[no-untyped-def]
+    """Collector subprocesses a test started (see tests/test_collector.py); stopped after it."""
+    procs: list = []
+    yield procs
+    for p in procs:
+        if p.alive():
+            p.terminate()

@@ -1,0 +1,149 @@
+"""Collector configuration: one TOML file plus environment overrides.
+
+Secrets may come from files (``password_file``, ``token_file``) or ``EDGEBENCH_COLLECTOR_*`` variables so
+that the TOML checked into a deployment repo never has to contain them. Every mistake becomes one
+:class:`~edgebench.agent.errors.EdgebenchError` line, never a pydantic traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edgebench.agent.errors import EdgebenchError
+
+DEFAULT_TOPIC = "edgebench/v1/+/+/result"
+
+
+class _Section(BaseModel):
+    """Unknown keys are errors: a typo like ``bach_lines`` must not silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 1883
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    password_file: Path | None = None
+    client_id: str = "edgebench-collector-1"
+    """Fixed so the broker keeps our persistent session (and its unacked messages) across restarts."""
+    session_expiry_s: int = 7 * 24 * 3600
+    shared_group: str | None = None
+    """When set, subscribe ``$share/{group}/{topic}`` so several collectors split the load."""
+    topic: str = DEFAULT_TOPIC
+    max_inflight: int = 1000
+    """Receive maximum: unacked messages the broker may have outstanding to us (back-pressure)."""
+    keepalive_s: int = 30
+    deadletter_prefix: str = "edgebench/v1"
+
+    @property
+    def subscription(self) -> str:
+        return f"$share/{self.shared_group}/{self.topic}" if self.shared_group else self.topic
+
+    def resolved_password(self) -> str | None:
+        if self.password is not None:
+            return self.password
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().strip()
+            except OSError as exc:
+                raise EdgebenchError(f"cannot read mqtt.password_file {self.password_file}: {exc}") from exc
+        return None
+
+
+class InfluxConfig(_Section):
+    url: str = "http://127.0.0.1:8086"
+    version: Literal["auto", "1", "2"] = "auto"
+    """'auto' asks ``/ping``; '1' = POST /write?db= (InfluxDB < 1.8); '2' = /api/v2/write."""
+    database: str = "edgebench"
+    retention_policy: str | None = None
+    org: str = "edgebench"
+    bucket: str = "edgebench"
+    token: str | None = Field(default=None, repr=False)
+    token_file: Path | None = None
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    timeout_s: float = 10.0
+    batch_lines: int = 5000
+    flush_interval_s: float = 1.0
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+
+    def resolved_token(self) -> str | None:
+        if self.token is not None:
+            return self.token
+        if self.token_file is not None:
+            try:
+                return self.token_file.read_text().strip()
+            except OSError as exc:
+                raise EdgebenchError(f"cannot read influx.token_file {self.token_file}: {exc}") from exc
+        return None
+
+    @model_validator(mode="after")
+    def _positive(self) -> InfluxConfig:
+        if self.batch_lines < 1 or self.flush_interval_s <= 0 or self.retry_initial_s <= 0:
+            raise ValueError("batch_lines, flush_interval_s and retry_initial_s must be positive")
+        return self
+
+
+class LimitsConfig(_Section):
+    max_payload_bytes: int = 1024 * 1024
+
+
+class CollectorConfig(_Section):
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    influx: InfluxConfig = Field(default_factory=InfluxConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    data_dir: Path | None = None
+    """Where the dead-letter counter lives (default: the edgebench data directory / collector)."""
+
+    def state_dir(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir
+        from edgebench.agent.paths import data_dir
+
+        return data_dir() / "collector"
+
+
+# Environment overrides: EDGEBENCH_COLLECTOR_<SECTION>_<KEY>, e.g. EDGEBENCH_COLLECTOR_INFLUX_TOKEN.
+ENV_PREFIX = "EDGEBENCH_COLLECTOR_"
+
+
+def _apply_env(raw: dict, environ: dict[str, str]) -> dict:
+    sections = {"mqtt": MqttConfig, "influx": InfluxConfig, "limits": LimitsConfig}
+    for section, model in sections.items():
+        for key in model.model_fields:
+            value = environ.get(f"{ENV_PREFIX}{section}_{key}".upper())
+            if value is not None:
+                raw.setdefault(section, {})[key] = value
+    return raw
+
+
+def load_config(path: Path | None, environ: dict[str, str] | None = None) -> CollectorConfig:
+    """Read ``path`` (optional: defaults + environment only) and apply environment overrides."""
+    raw: dict = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise EdgebenchError(f"config file {path} not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise EdgebenchError(f"config file {path} is not valid TOML: {exc}") from exc
+    raw = _apply_env(raw, dict(os.environ if environ is None else environ))
+    try:
+        return CollectorConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise EdgebenchError(f"config {path or '(env)'}: {where}: {first['msg']}{more}") from exc

@@ -1,0 +1,314 @@
+"""Map one :class:`ResultDocument` onto InfluxDB points (schema: ``docs/influxdb-schema.md``).
+
+Determinism is the whole idempotence story: the same document always yields the same measurement, tag
+set and timestamp for every point, so a re-delivered MQTT message overwrites what is already stored
+instead of adding to it. Nothing here may depend on arrival time, dict order or randomness.
+
+``run_id`` is a *field*: a tag would create a new series per run and grow series cardinality without
+bound on a fleet that benchmarks nightly. Timestamps (``created_ns``, distinct per document) already
+separate runs within a series.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from edgebench.agent.results.schema import ResultDocument, Summary
+
+if TYPE_CHECKING:  # keep importing this module cheap for the CLI's --help
+    from influxdb_client import Point
+
+INFERENCE = "inference"
+LATENCY_SAMPLE = "latency_sample"
+SYSINFO = "sysinfo"
+
+
+def fmt_number(value: float | int) -> str:
+    """Tag text of a number, stable across producers: 10, 10.0 and 1e1 all become '10'."""
+    return f"{float(value):g}"
+
+
+def inference_tags(doc: ResultDocument) -> dict[str, str]:
+    """The low-cardinality dimensions dashboards group by (absent ones are left out, not empty)."""
+    c = doc.config
+    tags: dict[str, str | None] = {
+        "fleet": doc.fleet,
+        "host": doc.host,
+        "device_class": doc.device_class,
+        "model": c.model,
+        "runtime": c.runtime,
+        "precision": c.precision,
+        "device": c.device,
+        "scenario": c.scenario,
+        "batch_size": str(c.batch_size),
+        "input_seconds": fmt_number(c.audio_seconds) if c.audio_seconds is not None else None,
+        "new_tokens": str(c.new_tokens) if c.new_tokens is not None else None,
+        "ctc_weight": fmt_number(c.ctc_weight) if c.ctc_weight is not None else None,
+    }
+    return {k: v for k, v in tags.items() if v not in (None, "")}
+
+
+def _summary_fields(prefix: str, s: Summary) -> dict[str, Any]:
+    return {
+        f"{prefix}_n": int(s.n),
+        f"{prefix}_mean_s": float(s.mean),
+        f"{prefix}_std_s": float(s.std),
+        f"{prefix}_cv": float(s.cv),
+        f"{prefix}_min_s": float(s.min),
+        f"{prefix}_max_s": float(s.max),
+        f"{prefix}_p50_s": float(s.p50),
+        f"{prefix}_p90_s": float(s.p90),
+        f"{prefix}_p95_s": float(s.p95),
+        f"{prefix}_p99_s": float(s.p99),
+        f"{prefix}_ci95_low_s": float(s.ci95_low),
+        f"{prefix}_ci95_high_s": float(s.ci95_high),
+    }
+
+
+def _f(value: float | None) -> float | None:
+    """Floats stay floats on the wire (InfluxDB fixes a field's type per shard: 1 vs 1i would clash)."""
+    return None if value is None else float(value)
+
+
+def inference_fields(doc: ResultDocument) -> dict[str, Any]:
+    """Every scalar result of the document; None values are simply not written."""
+    c, m = doc.config, doc.model
+    fields: dict[str, Any] = {
+        "run_id": doc.run_id,
+        "seq": int(doc.seq),
+        "schema_version": doc.schema_version,
+        "edgebench_version": doc.edgebench_version,
+        "threads": int(c.threads),
+        "frontend": c.frontend,
+        "dataset": c.dataset,
+        "model_family": m.family,
+        "weights_source": m.weights_source,
+        "trained": bool(m.trained),
+        "size_on_disk_bytes": m.size_on_disk_bytes,
+        "warnings": len(doc.warnings),
+    }
+    for component, count in sorted(m.params.items()):
+        fields[f"params_{component}"] = int(count)
+    if doc.policy is not None:
+        fields["stopped_because"] = doc.policy.stopped_because
+    if doc.forward is not None:
+        fw = doc.forward
+        fields |= _summary_fields("latency", fw.latency_s)
+        fields["iterations_per_s"] = _f(fw.iterations_per_s)
+        fields["samples_per_s"] = _f(fw.samples_per_s)
+    if doc.generate is not None:
+        g = doc.generate
+        fields |= _summary_fields("latency", g.latency_s)
+        fields["prefill_mean_s"] = _f(g.prefill_s.mean)
+        fields["prefill_p50_s"] = _f(g.prefill_s.p50)
+        fields["decode_mean_s"] = _f(g.decode_s.mean)
+        fields["decode_p50_s"] = _f(g.decode_s.p50)
+        fields["tokens_per_s"] = _f(g.tokens_per_s)
+        fields["decode_tokens_per_s"] = _f(g.decode_tokens_per_s)
+        fields["generated_tokens"] = int(g.new_tokens)
+    if doc.transcribe is not None:
+        t = doc.transcribe
+        fields |= _summary_fields("latency", t.latency_s)
+        fields["rtf"] = _f(t.rtf)
+        fields["wer"] = _f(t.wer)
+        fields["cer"] = _f(t.cer)
+        fields["utterances"] = int(t.utterances)
+        fields["audio_s_total"] = _f(t.audio_s_total)
+        fields["accuracy_meaningful"] = bool(t.accuracy_meaningful)
+    if doc.load is not None:
+        fields["load_s"] = _f(doc.load.load_s)
+        fields["first_inference_s"] = _f(doc.load.first_inference_s)
+        fields["warm_inference_s"] = _f(doc.load.warm_inference_s)
+    if doc.memory is not None:
+        mem = doc.memory
+        fields["peak_rss_bytes"] = int(mem.peak_rss_bytes)
+        fields["baseline_rss_bytes"] = int(mem.baseline_rss_bytes)
+        if mem.cuda_peak_allocated_bytes is not None:
+            fields["cuda_peak_allocated_bytes"] = int(mem.cuda_peak_allocated_bytes)
+    if doc.energy is not None:
+        e = doc.energy
+        fields["energy_source"] = e.source
+        fields["energy_joules_total"] = _f(e.joules_total)
+        fields["energy_joules_per_iteration"] = _f(e.joules_per_iteration)
+        fields["energy_average_w"] = _f(e.average_w)
+        fields["energy_peak_w"] = _f(e.peak_w)
+        fields["energy_unavailable_reason"] = e.unavailable_reason
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def latency_samples(doc: ResultDocument) -> list[float]:
+    """Per-iteration latencies in measurement order (forward/generate iterations, transcribe utterances)."""
+    if doc.forward is not None:
+        return list(doc.forward.latency_samples_s)
+    if doc.generate is not None:
+        return list(doc.generate.latency_samples_s)
+    if doc.transcribe is not None:
+        return [u.latency_s for u in doc.transcribe.per_utterance]
+    return []
+
+
+def sysinfo_fields(doc: ResultDocument) -> dict[str, Any]:
+    s = doc.sysinfo
+    fields: dict[str, Any] = {
+        "hostname": s.hostname,
+        "device_model": s.device_model,
+        "cpu_model": s.cpu_model,
+        "arch": s.arch,
+        "cores_logical": int(s.cpu_cores_logical),
+        "cores_physical": None if s.cpu_cores_physical is None else int(s.cpu_cores_physical),
+        "ram_bytes": int(s.ram_bytes),
+        "os": s.os,
+        "kernel": s.kernel,
+        "python": s.python,
+        "cpu_governor": s.cpu_governor,
+        "accelerator": s.accelerator,
+        "edgebench_version": doc.edgebench_version,
+        "run_id": doc.run_id,
+    }
+    for lib, version in sorted(s.libraries.items()):
+        fields[f"lib_{lib}"] = str(version)
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def document_to_points(doc: ResultDocument) -> list[Point]:
+    """All points for one document: 1 ``inference``, 1 ``sysinfo`` and one ``latency_sample`` per iteration.
+
+    ``latency_sample`` point *i* is stamped ``created_ns + i``: distinct within the series (InfluxDB would
+    otherwise keep only the last) yet identical on every re-delivery.
+    """
+    from influxdb_client import Point, WritePrecision
+
+    ts = int(doc.created_ns)
+    tags = inference_tags(doc)
+    points: list[Point] = []
+
+    inference = Point(INFERENCE)
+    for k, v in tags.items():
+        inference.tag(k, v)
+    for k, v in inference_fields(doc).items():
+        inference.field(k, v)
+    points.append(inference.time(ts, WritePrecision.NS))
+
+    for i, latency in enumerate(latency_samples(doc)):
+        p = Point(LATENCY_SAMPLE)
+        for k, v in tags.items():
+            p.tag(k, v)
+        p.field("latency_s", float(latency)).field("iteration", i)
+        points.append(p.time(ts + i, WritePrecision.NS))
+
+    info = Point(SYSINFO).tag("fleet", doc.fleet).tag("host", doc.host).tag("device_class", doc.device_class)
+    for k, v in sysinfo_fields(doc).items():
+        info.field(k, v)
+    points.append(info.time(ts, WritePrecision.NS))
+    return points
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fast line protocol. ``influxdb_client.Point`` costs ~30 µs per point (plus a ~0.5 s import on first
+# use); the collector formats every point itself. The output is byte-identical to
+# ``Point(...).to_line_protocol()`` — tests/test_collector_points.py holds it to that, with Point as the
+# reference — so the rules below mirror influxdb-client 1.x exactly: tags and fields sorted by key,
+# keys/tag values escaped (``,`` ``=`` space, ``\n`` ``\t`` ``\r``), a tag value ending in a backslash
+# gets a trailing space, empty tags and None fields skipped, floats as ``str()`` without a trailing
+# ``.0``, non-finite floats skipped, ints with ``i``, bools ``true``/``false``, strings quoted with
+# ``"`` and ``\`` escaped, a point without fields is dropped.
+
+_ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_ESCAPE_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_ESCAPE_STRING = str.maketrans({'"': r"\"", "\\": r"\\"})
+_INF = float("inf")
+_NEEDS_STRING_ESCAPE = re.compile(r'["\\]').search
+_KEYS: dict[str, str] = {}
+"""Escaped keys and tag values by raw text: both come from a small set (field names, fleet/host/model
+names — low cardinality is the schema's rule for tags), and ``str.translate`` is the costliest step."""
+_KEYS_MAX = 100_000
+
+
+def _escape_key(text: Any) -> str:
+    try:
+        return _KEYS[text]
+    except (KeyError, TypeError):
+        escaped = str(text).translate(_ESCAPE_KEY)
+        if type(text) is str:
+            if len(_KEYS) >= _KEYS_MAX:
+                _KEYS.clear()
+            _KEYS[text] = escaped
+        return escaped
+
+
+def format_tags(tags: dict[str, Any]) -> str:
+    """``,k=v,k2=v2 `` (sorted, escaped) or a single space when there is no tag: measurement follows."""
+    parts = []
+    for key, value in sorted(tags.items()):
+        if value is None:
+            continue
+        k = _escape_key(key)
+        v = _escape_key(value)
+        if v.endswith("\\"):
+            v += " "
+        if k and v:
+            parts.append(f"{k}={v}")
+    return ("," + ",".join(parts) + " ") if parts else " "
+
+
+def format_fields(fields: dict[str, Any]) -> str:
+    """``k=v,k2=v2`` (sorted); empty when no field survives (None, NaN, inf)."""
+    parts = []
+    for key, value in sorted(fields.items()):
+        if value is None:
+            continue
+        k = _escape_key(key)
+        if isinstance(value, float):
+            if value != value or value == _INF or value == -_INF:
+                continue
+            s = str(value)
+            if s.endswith(".0"):
+                s = s[:-2]
+            parts.append(f"{k}={s}")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            parts.append(f"{k}={value!s}i")
+        elif isinstance(value, bool):
+            parts.append(f"{k}={str(value).lower()}")
+        elif isinstance(value, str):
+            text = str(value)
+            if _NEEDS_STRING_ESCAPE(text):
+                text = text.translate(_ESCAPE_STRING)
+            parts.append(f'{k}="{text}"')
+        else:
+            raise ValueError(f'Type: "{type(value)}" of field: "{key}" is not supported.')
+    return ",".join(parts)
+
+
+def format_line(measurement: str, tags: str, fields: str, ts: int) -> str:
+    """One line from pre-formatted parts (``tags`` from :func:`format_tags`); "" when no field."""
+    if not fields:
+        return ""
+    return f"{measurement.translate(_ESCAPE_MEASUREMENT)}{tags}{fields} {int(ts)}"
+
+
+def document_to_lines(doc: ResultDocument) -> list[str]:
+    """Line protocol of :func:`document_to_points` (byte-identical), built without ``Point``.
+
+    Points that lost every field (all NaN) are dropped, as ``Point.to_line_protocol()`` returns "".
+    """
+    ts = int(doc.created_ns)
+    tags = format_tags(inference_tags(doc))
+    lines = [format_line(INFERENCE, tags, format_fields(inference_fields(doc)), ts)]
+    for i, latency in enumerate(latency_samples(doc)):
+        # same as format_fields({"latency_s": float(latency), "iteration": i}), inlined: the hot loop
+        latency = float(latency)
+        if latency != latency or latency == _INF or latency == -_INF:
+            fields = f"iteration={i}i"
+        else:
+            s = str(latency)
+            fields = f"iteration={i}i,latency_s={s[:-2] if s.endswith('.0') else s}"
+        lines.append(f"{LATENCY_SAMPLE}{tags}{fields} {ts + i}")
+    info_tags = format_tags({"fleet": doc.fleet, "host": doc.host, "device_class": doc.device_class})
+    lines.append(format_line(SYSINFO, info_tags, format_fields(sysinfo_fields(doc)), ts))
+    return [line for line in lines if line]
+
+
+def document_to_lines_via_point(doc: ResultDocument) -> list[str]:
+    """The reference implementation (influxdb-client's ``Point``), kept for tests and comparison."""
+    return [line for line in (p.to_line_protocol() for p in document_to_points(doc)) if line]

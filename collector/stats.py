@@ -1,0 +1,68 @@
+"""A small JSON state file the running collector keeps in its data directory, read by ``status``.
+
+Why a file: ``edgebench-collector status`` runs as a separate process (and possibly while the
+collector is down), so the dead-letter count and the last successful write must outlive the process.
+It is rewritten atomically (temp file + rename) after every batch and every dead letter; at the rates a
+benchmark fleet produces this costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+STATS_FILE = "collector-stats.json"
+
+
+class Stats:
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / STATS_FILE
+        self._lock = threading.Lock()
+        self.data: dict[str, Any] = read_stats(self.path.parent) or {}
+        self.data.setdefault("deadletters_total", 0)
+        self.data.setdefault("deadletters_by_reason", {})
+        self.data.setdefault("documents_written_total", 0)
+        self.data.setdefault("points_written_total", 0)
+        self.data["started_ns"] = time.time_ns()
+        self.data["pid"] = os.getpid()
+
+    def deadletter(self, reason: str) -> None:
+        with self._lock:
+            self.data["deadletters_total"] += 1
+            by = self.data["deadletters_by_reason"]
+            by[reason] = by.get(reason, 0) + 1
+            self.data["last_deadletter_ns"] = time.time_ns()
+            self._save()
+
+    def written(self, documents: int, points: int, pending: int) -> None:
+        with self._lock:
+            self.data["documents_written_total"] += documents
+            self.data["points_written_total"] += points
+            self.data["last_write_ns"] = time.time_ns()
+            self.data["pending"] = pending
+            self._save()
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            self.data.update(fields)
+            self._save()
+
+    def _save(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+            os.replace(tmp, self.path)
+        except OSError:  # statistics must never stop the data path
+            pass
+
+
+def read_stats(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((Path(state_dir) / STATS_FILE).read_text())
+    except (OSError, ValueError):
+        return None

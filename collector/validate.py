@@ -1,0 +1,133 @@
+"""Turn (topic, payload bytes) into a :class:`ResultDocument` or a :class:`Rejection` — never an exception.
+
+The collector sits on a broker that any fleet device can publish to; one malformed or hostile payload must
+end up in the dead-letter topic with a reason, not crash the process or poison a batch. Size and topic are
+checked first; then a valid document is accepted after a single ``model_validate_json`` (the hot path,
+one parse), while anything that fails it is re-checked step by step (UTF-8, JSON, object, version,
+model) so the rejection names the first failing check — the reasons are the same as if the steps had
+always run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from edgebench.agent.results.schema import SUPPORTED_MAJOR, ResultDocument
+
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+MAX_CREATED_NS = 2**62
+"""Year 2116: InfluxDB stores int64 ns (up to 2262); the margin leaves room for created_ns + i of samples."""
+# Segments of a result topic: no wildcards, no empty parts, no slashes.
+_TOPIC = re.compile(r"^edgebench/v1/([^/+#]+)/([^/+#]+)/result$")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a payload was refused; ``reason`` is a short stable code, ``detail`` one human line."""
+
+    reason: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+def parse_topic(topic: str) -> tuple[str, str] | None:
+    """(fleet, host) of a result topic, or None when it is not one."""
+    m = _TOPIC.match(topic)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def fleet_of(topic: str) -> str:
+    """The fleet a dead-letter belongs to: the topic's fleet segment, or ``_unknown``."""
+    parts = topic.split("/")
+    if len(parts) >= 3 and parts[0] == "edgebench" and parts[1] == "v1" and parts[2] and "+" not in parts[2]:
+        fleet = parts[2]
+        if "#" not in fleet:
+            return fleet
+    return "_unknown"
+
+
+def _summarise(exc: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(document)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def validate(
+    topic: str, payload: bytes, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD
+) -> ResultDocument | Rejection:
+    """Check one MQTT message against the contract (design.md §2). Total: never raises."""
+    try:
+        return _validate(topic, payload, max_payload_bytes)
+    except Exception as exc:  # last line of defence: any surprise is a rejection, not a crash
+        return Rejection("internal", f"{type(exc).__name__}: {exc}"[:300])
+
+
+def _validate(topic: str, payload: bytes, max_payload_bytes: int) -> ResultDocument | Rejection:
+    if len(payload) > max_payload_bytes:
+        return Rejection("too_large", f"payload is {len(payload)} bytes, limit {max_payload_bytes}")
+    where = parse_topic(topic)
+    if where is None:
+        return Rejection("bad_topic", f"topic {topic!r} is not edgebench/v1/{{fleet}}/{{host}}/result")
+    # Fast path: one parse (pydantic-core reads the bytes directly). It only decides *acceptance*, and
+    # only when the version check below agrees; any failure or doubt takes the step-by-step path, which
+    # names the reason. A document without schema_version would get the model's default, hence the
+    # fields_set check.
+    try:
+        doc = ResultDocument.model_validate_json(payload)
+    except Exception:  # ValidationError, RecursionError, ...: the stepwise path says which check failed
+        pass
+    else:
+        version = doc.schema_version
+        major = version.split(".", 1)[0]
+        if "schema_version" in doc.model_fields_set and major.isdigit() and int(major) == SUPPORTED_MAJOR:
+            return _check_document(doc, where)
+    return _validate_stepwise(payload, where)
+
+
+def _validate_stepwise(payload: bytes, where: tuple[str, str]) -> ResultDocument | Rejection:
+    """The checks one at a time, cheapest first, so a rejection says which one failed."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection("not_utf8", str(exc)[:200])
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return Rejection("bad_json", str(exc)[:200])
+    if not isinstance(data, dict):
+        return Rejection("bad_json", f"top level is {type(data).__name__}, expected an object")
+    version = data.get("schema_version")
+    if not isinstance(version, str):
+        return Rejection("bad_schema_version", f"schema_version missing or not a string: {version!r}"[:200])
+    major = version.split(".", 1)[0]
+    if not major.isdigit() or int(major) != SUPPORTED_MAJOR:
+        return Rejection(
+            "unsupported_schema_version",
+            f"schema_version {version!r}"[:100] + f": this collector reads major {SUPPORTED_MAJOR}",
+        )
+    try:
+        doc = ResultDocument.model_validate(data)
+    except ValidationError as exc:
+        return Rejection("invalid_document", _summarise(exc)[:500])
+    return _check_document(doc, where)
+
+
+def _check_document(doc: ResultDocument, where: tuple[str, str]) -> ResultDocument | Rejection:
+    if not 0 <= doc.created_ns <= MAX_CREATED_NS:
+        return Rejection("bad_timestamp", f"created_ns {doc.created_ns} outside 0..{MAX_CREATED_NS}")
+    fleet, host = where
+    if doc.fleet != fleet or doc.host != host:
+        return Rejection(
+            "topic_mismatch",
+            f"payload fleet/host {doc.fleet!r}/{doc.host!r} differ from topic's {fleet!r}/{host!r}"[:300],
+        )
+    return doc

@@ -1,0 +1,138 @@
+"""The collector's own line-protocol formatter against the reference, influxdb-client's ``Point``.
+
+``points.document_to_lines`` skips ``Point`` for speed; every byte it produces must still be what
+``Point(...).to_line_protocol()`` produces, or a re-delivered document could land on a different series
+or field (breaking idempotence) depending on which code path wrote it. No servers needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from influxdb_client import Point, WritePrecision
+
+from edgebench.agent.results.schema import ResultDocument
+from edgebench.collector.points import (
+    document_to_lines,
+    document_to_lines_via_point,
+    format_fields,
+    format_line,
+    format_tags,
+)
+from edgebench.collector.validate import Rejection, _validate_stepwise, parse_topic, validate
+from tests.test_collector import make_doc, payload
+
+NASTY = ["", " ", "a b", "a,b", "a=b", 'a"b', "a\\b", "a\\", "\\", "x\n\t\ry", "#hash", "é ü 日本", '=,\\ "']
+
+
+def reference_line(measurement: str, tags: dict, fields: dict, ts: int) -> str:  # type: ignore[type-arg]
+    p = Point(measurement)
+    for k, v in tags.items():
+        p.tag(k, v)
+    for k, v in fields.items():
+        p.field(k, v)
+    return p.time(ts, WritePrecision.NS).to_line_protocol()
+
+
+def fast_line(measurement: str, tags: dict, fields: dict, ts: int) -> str:  # type: ignore[type-arg]
+    return format_line(measurement, format_tags(tags), format_fields(fields), ts)
+
+
+@pytest.mark.parametrize("scenario", ["forward", "transcribe"])
+@pytest.mark.parametrize("k", [0, 1, 7, 123, 99_999])
+def test_real_documents_byte_identical(scenario: str, k: int) -> None:
+    doc = make_doc(k, scenario=scenario)
+    assert document_to_lines(doc) == document_to_lines_via_point(doc)
+    # and after the wire round trip the collector actually sees
+    again = ResultDocument.model_validate_json(payload(doc))
+    assert document_to_lines(again) == document_to_lines_via_point(again)
+
+
+def test_document_with_nasty_strings_and_nonfinite_samples() -> None:
+    doc = make_doc(5)
+    data = json.loads(payload(doc))
+    data["host"] = data["sysinfo"]["hostname"] = "host 1,a=b\\"
+    data["config"]["model"] = 'm"o,d el='
+    data["run_id"] = 'quote " back \\ slash'
+    data["sysinfo"]["libraries"] = {"lib one": 'v"1\\', "z=z": "2"}
+    doc = ResultDocument.model_validate(data)
+    fw = doc.forward.model_copy(update={"latency_samples_s": [float("nan"), 1.0, float("inf"), 1e-7]})
+    doc = doc.model_copy(update={"forward": fw})
+    assert document_to_lines(doc) == document_to_lines_via_point(doc)
+
+
+FLOATS = [0.0, -0.0, 1.0, -1.0, 0.1 + 0.2, 1e16, 1e-7, 123456789.0, 2.5e-300, 1.7976931348623157e308]
+
+
+@pytest.mark.parametrize("value", [*FLOATS, math.nan, math.inf, -math.inf])
+def test_float_formatting(value: float) -> None:
+    fields = {"v": value, "keep": 1}
+    assert fast_line("m", {"t": "x"}, fields, 1) == reference_line("m", {"t": "x"}, fields, 1)
+
+
+@pytest.mark.parametrize("text", NASTY)
+def test_escaping(text: str) -> None:
+    tags = {"t": text, text or "empty": "v", "z": None}
+    fields = {"s": text, (text or "k") + "_f": 1.5, "i": 3, "b": True, "c": False, "n": None}
+    assert fast_line("me as,ure" + text, tags, fields, 9) == reference_line(
+        "me as,ure" + text, tags, fields, 9
+    )
+
+
+def test_no_field_left_gives_empty_line() -> None:
+    fields = {"a": math.nan, "b": None, "c": math.inf}
+    assert fast_line("m", {"t": "x"}, fields, 1) == reference_line("m", {"t": "x"}, fields, 1) == ""
+    assert fast_line("m", {}, {"a": 1}, 1) == reference_line("m", {}, {"a": 1}, 1)
+
+
+keys = st.text(min_size=0, max_size=8)
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    measurement=st.text(min_size=1, max_size=8).filter(lambda m: not m.startswith("#")),
+    tags=st.dictionaries(keys, st.one_of(st.none(), st.text(max_size=8)), max_size=5),
+    fields=st.dictionaries(keys, values, max_size=8),
+    ts=st.integers(min_value=0, max_value=2**62),
+)
+def test_formatter_equals_point(measurement: str, tags: dict, fields: dict, ts: int) -> None:  # type: ignore[type-arg]
+    assert fast_line(measurement, tags, fields, ts) == reference_line(measurement, tags, fields, ts)
+
+
+# ------------------------------------------------------------------ single-parse validation
+
+
+def test_fast_validation_path_agrees_with_stepwise() -> None:
+    topic = "edgebench/v1/lab/host1/result"
+    for k in range(5):
+        body = payload(make_doc(k))
+        fast = validate(topic, body)
+        slow = _validate_stepwise(body, parse_topic(topic))  # type: ignore[arg-type]
+        assert isinstance(fast, ResultDocument) and fast == slow
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda d: d.pop("schema_version"), "bad_schema_version"),  # the model has a default for it
+        (lambda d: d.update(schema_version="2.0"), "unsupported_schema_version"),
+        (lambda d: d.update(schema_version=1), "bad_schema_version"),
+        (lambda d: d.update(seq="x"), "invalid_document"),
+    ],
+)
+def test_fast_path_keeps_rejection_reasons(mutate, reason: str) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(payload(make_doc(1)))
+    mutate(data)
+    got = validate("edgebench/v1/lab/host1/result", json.dumps(data).encode())
+    assert isinstance(got, Rejection) and got.reason == reason, got
