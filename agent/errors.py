@@ -34,3 +34,27 @@ def require(module: str, extra: str, purpose: str):
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no branch - the message is the point
         raise MissingExtraError(module.split(".")[0], extra, purpose) from exc
+
+
+def run_cli(app, prog: str) -> None:  # type: ignore[no-untyped-def]
+    """Run a typer app as a console script: user errors become one line on stderr and a non-zero exit,
+    never a traceback (``EDGEBENCH_DEBUG=1`` re-raises unexpected errors to show one)."""
+    import os
+    import sys
+
+    try:
+        app()
+    except EdgebenchError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("EDGEBENCH_DEBUG"):
+            raise
+        print(
+            f"{prog}: internal error: {type(exc).__name__}: {exc} (set EDGEBENCH_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        sys.exit(1)

@@ -6,16 +6,14 @@ is instant; user errors are one line on stderr and a non-zero exit, as in ``edge
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from edgebench.agent.errors import EdgebenchError
+from edgebench.agent.errors import run_cli
 
 PROG = "edgebench-collector"
 app = typer.Typer(
@@ -143,18 +141,13 @@ def _probe_broker(cfg) -> str:  # type: ignore[no-untyped-def]
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
+    from edgebench.collector.config import apply_auth
+
     m = cfg.mqtt
     result: list[str] = []
     done = threading.Event()
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv5)
-    if m.username:
-        client.username_pw_set(m.username, m.resolved_password())
-    if m.tls:
-        client.tls_set(
-            ca_certs=str(m.ca_file) if m.ca_file else None,
-            certfile=str(m.cert_file) if m.cert_file else None,
-            keyfile=str(m.key_file) if m.key_file else None,
-        )
+    apply_auth(client, m)
 
     def on_connect(c, u, flags, rc, props):  # type: ignore[no-untyped-def]
         result.append("ok" if not rc.is_failure else f"REFUSED ({rc})")
@@ -173,23 +166,8 @@ def _probe_broker(cfg) -> str:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
-    try:
-        app()
-    except EdgebenchError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as exc:
-        if os.environ.get("EDGEBENCH_DEBUG"):
-            raise
-        print(
-            f"{PROG}: internal error: {type(exc).__name__}: {exc} (set EDGEBENCH_DEBUG=1 for details)",
-            file=sys.stderr,
-        )
-        sys.exit(1)
+    """Console-script entry point (one-line errors, see :func:`run_cli`)."""
+    run_cli(app, PROG)
 
 
 if __name__ == "__main__":

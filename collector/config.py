@@ -147,3 +147,16 @@ def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Col
         where = ".".join(str(p) for p in first["loc"])
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise EdgebenchError(f"config {path or '(env)'}: {where}: {first['msg']}{more}") from exc
+
+
+def apply_auth(client, mqtt_cfg) -> None:  # type: ignore[no-untyped-def]
+    """Username/password and TLS from the [mqtt] section onto a paho client (the collector's own
+    connection and the status probe must authenticate identically)."""
+    if mqtt_cfg.username:
+        client.username_pw_set(mqtt_cfg.username, mqtt_cfg.resolved_password())
+    if mqtt_cfg.tls:
+        client.tls_set(
+            ca_certs=str(mqtt_cfg.ca_file) if mqtt_cfg.ca_file else None,
+            certfile=str(mqtt_cfg.cert_file) if mqtt_cfg.cert_file else None,
+            keyfile=str(mqtt_cfg.key_file) if mqtt_cfg.key_file else None,
+        )

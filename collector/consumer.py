@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgebench.agent.results.schema import ResultDocument
-from edgebench.collector.config import CollectorConfig
+from edgebench.collector.config import CollectorConfig, apply_auth
 from edgebench.collector.logs import log
 from edgebench.collector.points import document_to_lines
 from edgebench.collector.sinks.base import Sink, SinkRejected, SinkUnavailable
@@ -103,14 +103,7 @@ class Collector:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
-        if m.username:
-            client.username_pw_set(m.username, m.resolved_password())
-        if m.tls:
-            client.tls_set(
-                ca_certs=str(m.ca_file) if m.ca_file else None,
-                certfile=str(m.cert_file) if m.cert_file else None,
-                keyfile=str(m.key_file) if m.key_file else None,
-            )
+        apply_auth(client, m)
         client.max_inflight_messages_set(max(20, m.max_inflight))
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=1, max_delay=10)

@@ -6,13 +6,11 @@ Only typer is imported at start-up; every command imports what it needs inside i
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Annotated
 
 import typer
 
-from edgebench.agent.errors import EdgebenchError
+from edgebench.agent.errors import run_cli
 
 app = typer.Typer(
     name="edgebench-agent",
@@ -171,23 +169,8 @@ def results_export(
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
-    try:
-        app()
-    except EdgebenchError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as exc:
-        if os.environ.get("EDGEBENCH_DEBUG"):
-            raise
-        print(
-            f"{PROG}: internal error: {type(exc).__name__}: {exc} (set EDGEBENCH_DEBUG=1 for details)",
-            file=sys.stderr,
-        )
-        sys.exit(1)
+    """Console-script entry point (one-line errors, see :func:`run_cli`)."""
+    run_cli(app, PROG)
 
 
 if __name__ == "__main__":
