@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from edgebench.agent.errors import EdgebenchError
 
 DEFAULT_TOPIC = "edgebench/v1/+/+/result"
+DEFAULT_STATUS_TOPIC = "edgebench/v1/+/+/status"
 
 
 class _Section(BaseModel):
@@ -41,6 +42,8 @@ class MqttConfig(_Section):
     shared_group: str | None = None
     """When set, subscribe ``$share/{group}/{topic}`` so several collectors split the load."""
     topic: str = DEFAULT_TOPIC
+    status_topic: str = DEFAULT_STATUS_TOPIC
+    """Agent status messages (-> ``agent_status`` points); "" turns this off."""
     max_inflight: int = 1000
     """Receive maximum: unacked messages the broker may have outstanding to us (back-pressure)."""
     keepalive_s: int = 30
@@ -49,6 +52,15 @@ class MqttConfig(_Section):
     @property
     def subscription(self) -> str:
         return f"$share/{self.shared_group}/{self.topic}" if self.shared_group else self.topic
+
+    @property
+    def status_subscription(self) -> str | None:
+        """Shared like the results: each status message is written by one collector of the group.
+        (MQTT v5 sends no retained messages on a shared subscription: a group learns states as they
+        change, or from the session queue; retained states reach only non-shared collectors.)"""
+        if not self.status_topic:
+            return None
+        return f"$share/{self.shared_group}/{self.status_topic}" if self.shared_group else self.status_topic
 
     def resolved_password(self) -> str | None:
         if self.password is not None:

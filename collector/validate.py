@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from edgebench.agent.publish.status import StatusPayload
 from edgebench.agent.results.schema import SUPPORTED_MAJOR, ResultDocument
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
@@ -23,6 +24,7 @@ MAX_CREATED_NS = 2**62
 """Year 2116: InfluxDB stores int64 ns (up to 2262); the margin leaves room for created_ns + i of samples."""
 # Segments of a result topic: no wildcards, no empty parts, no slashes.
 _TOPIC = re.compile(r"^edgebench/v1/([^/+#]+)/([^/+#]+)/result$")
+_STATUS_TOPIC = re.compile(r"^edgebench/v1/([^/+#]+)/([^/+#]+)/status$")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ def parse_topic(topic: str) -> tuple[str, str] | None:
     """(fleet, host) of a result topic, or None when it is not one."""
     m = _TOPIC.match(topic)
     return (m.group(1), m.group(2)) if m else None
+
+
+def is_status_topic(topic: str) -> bool:
+    """Cheap dispatch: status messages and results share one connection (and one ack pipeline)."""
+    return topic.endswith("/status")
 
 
 def fleet_of(topic: str) -> str:
@@ -131,3 +138,47 @@ def _check_document(doc: ResultDocument, where: tuple[str, str]) -> ResultDocume
             f"payload fleet/host {doc.fleet!r}/{doc.host!r} differ from topic's {fleet!r}/{host!r}"[:300],
         )
     return doc
+
+
+def validate_status(
+    topic: str, payload: bytes, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD
+) -> StatusPayload | Rejection | None:
+    """Check one agent status message (``agent/publish/status.py``'s :class:`StatusPayload`). Never raises.
+
+    ``None`` means "nothing to write": an empty payload is how MQTT clears a retained message (an
+    operator retiring a device), not an error.
+    """
+    try:
+        return _validate_status(topic, payload, max_payload_bytes)
+    except Exception as exc:
+        return Rejection("internal", f"{type(exc).__name__}: {exc}"[:300])
+
+
+def _validate_status(topic: str, payload: bytes, max_payload_bytes: int) -> StatusPayload | Rejection | None:
+    if len(payload) > max_payload_bytes:
+        return Rejection("too_large", f"payload is {len(payload)} bytes, limit {max_payload_bytes}")
+    m = _STATUS_TOPIC.match(topic)
+    if m is None:
+        return Rejection("bad_topic", f"topic {topic!r} is not edgebench/v1/{{fleet}}/{{host}}/status")
+    if not payload:
+        return None
+    try:
+        status = StatusPayload.model_validate_json(payload)
+    except Exception:  # name the failing step, as for results
+        try:
+            data = json.loads(payload.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            return Rejection("not_utf8", str(exc)[:200])
+        except (ValueError, RecursionError) as exc:
+            return Rejection("bad_json", str(exc)[:200])
+        if not isinstance(data, dict):
+            return Rejection("bad_json", f"top level is {type(data).__name__}, expected an object")
+        try:
+            status = StatusPayload.model_validate(data)
+        except ValidationError as exc:
+            return Rejection("invalid_status", _summarise(exc)[:500])
+    fleet, host = m.group(1), m.group(2)
+    if status.fleet != fleet or status.host != host:
+        detail = f"payload fleet/host {status.fleet!r}/{status.host!r} differ from topic's {fleet!r}/{host!r}"
+        return Rejection("topic_mismatch", detail[:300])
+    return status

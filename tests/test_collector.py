@@ -20,7 +20,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edgebench.agent.publish.status import StatusPayload, status_payload
 from edgebench.agent.results.schema import (
+    SCHEMA_VERSION,
     ForwardResult,
     MemoryResult,
     ModelReport,
@@ -31,10 +33,11 @@ from edgebench.agent.results.schema import (
     UtteranceResult,
 )
 from edgebench.agent.stats import summarize
+from edgebench.collector.fleet_points import agent_status_line, deadletter_line
 from edgebench.collector.points import document_to_lines, document_to_points
 from edgebench.collector.sinks.detect import api_for_version, ping
 from edgebench.collector.sinks.influx_v2 import InfluxV2Sink
-from edgebench.collector.validate import Rejection, validate
+from edgebench.collector.validate import Rejection, fleet_of, validate, validate_status
 
 FLEET = "lab"
 BASE_NS = 1_700_000_000_000_000_000  # 2023-11-14: fixed, so every run writes the same timestamps
@@ -119,6 +122,13 @@ def payload(doc: ResultDocument) -> bytes:
     return doc.model_dump_json().encode()
 
 
+def with_version(body: bytes, version: str) -> bytes:
+    """The same payload claiming another schema_version (whatever the current one is)."""
+    data = json.loads(body)
+    data["schema_version"] = version
+    return json.dumps(data).encode()
+
+
 def topic(host: str = "host1") -> str:
     return f"edgebench/v1/{FLEET}/{host}/result"
 
@@ -127,12 +137,16 @@ def topic(host: str = "host1") -> str:
 class CollectorProc:
     """``edgebench-collector run`` as a subprocess with its own config, database and client id."""
 
-    def __init__(self, tmp: Path, broker, influx_url: str, db: str, **influx: object) -> None:  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self, tmp: Path, broker, influx_url: str, db: str, mqtt: dict | None = None, **influx: object
+    ) -> None:
         self.tmp = tmp
+        tmp.mkdir(parents=True, exist_ok=True)
         self.config = tmp / "collector.toml"
         self.log = tmp / "collector.log"
         self.client_id = f"collector-{uuid.uuid4().hex[:8]}"
         extra = "\n".join(f"{k} = {json.dumps(v)}" for k, v in influx.items())
+        mqtt_extra = "\n".join(f"{k} = {json.dumps(v)}" for k, v in (mqtt or {}).items())
         self.config.write_text(
             f"""data_dir = "{tmp / "state"}"
 [mqtt]
@@ -143,6 +157,7 @@ password = "{broker.users["collector"]}"
 client_id = "{self.client_id}"
 session_expiry_s = 600
 max_inflight = 200
+{mqtt_extra}
 [influx]
 url = "{influx_url}"
 database = "{db}"
@@ -205,9 +220,9 @@ max_payload_bytes = 200000
         return self.proc.returncode
 
 
-def start_collector(collectors, tmp_path, broker, influx, db=None, **kw):  # type: ignore[no-untyped-def]
+def start_collector(collectors, tmp_path, broker, influx, db=None, mqtt=None, **kw):  # type: ignore[no-untyped-def]
     db = db or f"eb_{uuid.uuid4().hex[:10]}"
-    c = CollectorProc(tmp_path, broker, influx.url, db, **kw)
+    c = CollectorProc(tmp_path, broker, influx.url, db, mqtt, **kw)
     collectors.append(c)
     c.start()
     return c, db
@@ -246,8 +261,8 @@ def test_validate_accepts_real_document_and_rejects_each_rule() -> None:
         "bad_topic": ("edgebench/v1/lab/host1/status", payload(doc), None),
         "not_utf8": (topic(), b"\xff\xfe{", None),
         "bad_json": (topic(), b'{"schema_version": ', None),
-        "unsupported_schema_version": (topic(), payload(doc).replace(b'"1.0"', b'"2.0"', 1), None),
-        "invalid_document": (topic(), json.dumps({"schema_version": "1.0", "host": "host1"}).encode(), None),
+        "unsupported_schema_version": (topic(), with_version(payload(doc), "2.0"), None),
+        "invalid_document": (topic(), json.dumps({"schema_version": SCHEMA_VERSION}).encode(), None),
         "topic_mismatch": (topic("host2"), payload(doc), None),
     }
     for reason, (t, p, limit) in cases.items():
@@ -295,6 +310,48 @@ def test_validate_never_raises(t: str, p: bytes) -> None:
     assert isinstance(r, ResultDocument | Rejection)
     if isinstance(r, ResultDocument):
         document_to_lines(r)  # anything valid must also map onto line protocol
+    status_topic = t.removesuffix("/result") + "/status"
+    s = validate_status(status_topic, p, 100_000)
+    assert s is None or isinstance(s, StatusPayload | Rejection)
+    if isinstance(s, StatusPayload):
+        assert agent_status_line(s, 1).startswith("agent_status,")
+    if isinstance(r, Rejection):
+        assert deadletter_line(fleet_of(t), r.reason, t, len(p), 1).startswith("deadletter,")
+
+
+STATUS_TOPIC = f"edgebench/v1/{FLEET}/host1/status"
+
+
+def status_body(state: str = "online", **kw: object) -> bytes:
+    return json.dumps({"state": state, "host": "host1", "fleet": FLEET, "ts_ns": BASE_NS, **kw}).encode()
+
+
+def test_validate_status_accepts_the_publishers_payload_and_rejects_each_rule() -> None:
+    real = status_payload("running", "host1", FLEET, "test", run_id="r1")
+    ok = validate_status(STATUS_TOPIC, real)
+    assert isinstance(ok, StatusPayload) and ok.state == "running" and ok.run_id == "r1" and ok.online
+    will_body = status_payload("offline", "host1", FLEET, "t", reason="connection lost", stamped=False)
+    will = validate_status(STATUS_TOPIC, will_body)
+    assert isinstance(will, StatusPayload) and will.ts_ns is None and not will.online
+    assert validate_status(STATUS_TOPIC, b"") is None  # a cleared retained status: nothing to write
+    cases = {
+        "too_large": (STATUS_TOPIC, status_body(pad="x" * 2000)),
+        "bad_topic": (f"edgebench/v1/{FLEET}/host1/state", status_body()),
+        "not_utf8": (STATUS_TOPIC, b"\xff\xfe{"),
+        "bad_json": (STATUS_TOPIC, b"[1, 2]"),
+        "invalid_status": (STATUS_TOPIC, status_body("dancing")),
+        "topic_mismatch": (f"edgebench/v1/{FLEET}/host2/status", status_body()),
+    }
+    for reason, (t, p) in cases.items():
+        r = validate_status(t, p, 1000)
+        assert isinstance(r, Rejection) and r.reason == reason, (reason, r)
+    assert validate_status(STATUS_TOPIC, status_body(ts_ns=-5)).reason == "invalid_status"  # type: ignore[union-attr]
+    line = agent_status_line(ok, 7)
+    assert line.startswith("agent_status,fleet=lab,host=host1 online=1i,run_id=\"r1\",state=\"running\" ")
+    assert agent_status_line(will, 7).endswith(' online=0i,reason="connection lost",state="offline" 7')
+    assert deadletter_line("lab", "bad_json", "a\nb", 12, 9) == (
+        'deadletter,fleet=lab,reason=bad_json bytes=12i,count=1i,topic="a?b" 9'
+    )
 
 
 def test_points_are_deterministic_and_run_id_is_a_field() -> None:
@@ -378,6 +435,15 @@ def test_end_to_end_exact_values_and_idempotent_redelivery(  # type: ignore[no-u
     assert len(info) == 4 and info[0]["cpu_model"] == "Test CPU" and info[0]["lib_torch"] == "2.13.0"
 
 
+def deadletter_counts(influx, db: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """sum(count) of ``deadletter`` points by reason."""
+    try:
+        rows = influx.points('SELECT sum("count") FROM "deadletter" GROUP BY "reason"', db)
+    except Exception:  # measurement not there yet
+        return {}
+    return {r["reason"]: int(r["sum"]) for r in rows}
+
+
 def test_deadletters_with_reasons_collector_stays_alive(  # type: ignore[no-untyped-def]
     mosquitto, influxdb, mqtt_probe, collectors, tmp_path
 ) -> None:
@@ -386,24 +452,42 @@ def test_deadletters_with_reasons_collector_stays_alive(  # type: ignore[no-unty
     watcher.subscribe(f"edgebench/v1/{FLEET}/deadletter")
     pub = mqtt_probe(mosquitto, "host1")
     good = make_doc(20)
-    bad = {
-        "bad_json": b'{"schema_version": "1.0", ',
-        "unsupported_schema_version": payload(good).replace(
-            b'"schema_version":"1.0"', b'"schema_version":"9.1"'
-        ),
-        "topic_mismatch": payload(make_doc(21, host="host2")),
-        "too_large": payload(good) + b" " * 200_001,
+    bad = {  # (topic, payload) -> expected reason; each is sent REPEAT times
+        "bad_json": (topic(), b'{"schema_version": "1.0", '),
+        "unsupported_schema_version": (topic(), with_version(payload(good), "9.1")),
+        "topic_mismatch": (topic(), payload(make_doc(21, host="host2"))),
+        "too_large": (topic(), payload(good) + b" " * 200_001),
+        # malformed agent status messages (not retained: the session broker's host1 state stays intact)
+        "invalid_status": (STATUS_TOPIC, status_body("dancing")),
+        "not_utf8": (STATUS_TOPIC, b"\xff{"),
+        "status_bad_json": (STATUS_TOPIC, b"[]"),
+        "status_topic_mismatch": (STATUS_TOPIC, status_body(host="host2")),
     }
-    for p in bad.values():
-        assert not pub.publish(topic(), p).is_failure
-    msgs = watcher.expect(len(bad), timeout=10)
-    got = {json.loads(m.payload)["reason"]: json.loads(m.payload) for m in msgs}
-    assert set(got) == set(bad)
-    assert got["topic_mismatch"]["topic"] == topic() and "host2" in got["topic_mismatch"]["detail"]
-    assert got["too_large"]["truncated"] is True
+    expected_reason = {k: k.removeprefix("status_") for k in bad}
+    repeat = 3
+    for t, p in bad.values():
+        for _ in range(repeat):
+            assert not pub.publish(t, p).is_failure
+    n = repeat * len(bad)
+    msgs = watcher.expect(n, timeout=20)
+    letters = [json.loads(m.payload) for m in msgs]
+    got = {(d["topic"], d["payload_bytes"]): d["reason"] for d in letters}
+    assert got == {(t, len(p)): expected_reason[k] for k, (t, p) in bad.items()}
+    tm = next(d for d in letters if d["reason"] == "topic_mismatch" and d["topic"] == topic())
+    assert "host2" in tm["detail"]
+    assert next(d for d in letters if d["reason"] == "too_large")["truncated"] is True
     assert c.alive()
     pub.publish(topic(), payload(good))
     wait_counts(influxdb, db, 1, SAMPLES)  # only the good one was written
+    # one deadletter point per reject (the MQTT copies were published after the points were written)
+    want: dict[str, int] = {}
+    for k in bad:
+        want[expected_reason[k]] = want.get(expected_reason[k], 0) + repeat
+    assert deadletter_counts(influxdb, db) == want
+    rows = influxdb.points('SELECT "topic", "bytes", "fleet" FROM "deadletter"', db)
+    assert len(rows) == n and {r["fleet"] for r in rows} == {FLEET}
+    assert {(r["topic"], r["bytes"]) for r in rows} == {(t, len(p)) for t, p in bad.values()}
+    assert count(influxdb, db, "agent_status", "state") <= 1  # only a retained, valid host1 state
     status = subprocess.run(
         [
             sys.executable,
@@ -418,9 +502,79 @@ def test_deadletters_with_reasons_collector_stays_alive(  # type: ignore[no-unty
         timeout=60,
     )
     assert status.returncode == 0, status.stdout + status.stderr
-    assert "deadletters: 4" in status.stdout and "X-Influxdb-Version: 1.6.7" in status.stdout
+    assert f"deadletters: {n}" in status.stdout and "X-Influxdb-Version: 1.6.7" in status.stdout
     assert '"password": "***"' in c.log_text()  # the config is logged, redacted
     assert mosquitto.users["collector"] not in c.log_text()
+
+
+def test_agent_status_points_online_running_offline_and_last_will(  # type: ignore[no-untyped-def]
+    mosquitto, influxdb, collectors, tmp_path
+) -> None:
+    """A real Publisher (what `edgebench-agent run` uses) goes online -> running -> online -> offline;
+    a second one is SIGKILLed and the broker's Last Will says offline: each is one agent_status point."""
+    from edgebench.agent.publish.config import load_config as agent_config
+    from edgebench.agent.publish.publisher import Publisher as AgentPublisher
+    from edgebench.agent.publish.spool import Spool
+    from tests.conftest import ROOT
+    from tests.test_publish import write_config
+
+    c, db = start_collector(collectors, tmp_path, mosquitto, influxdb)
+    t0 = time.time_ns()
+    cfg_path = write_config(tmp_path / "agent.toml", mosquitto, host="host2", user="host2", tls=False)
+    cfg = agent_config(str(cfg_path), environ={})
+    with Spool(cfg.spool_path) as spool:
+        agent = AgentPublisher(cfg, spool)
+        assert agent.start(), agent.last_error
+        agent.set_status("running", "run-a")
+        agent.set_status("online")
+        agent.close()
+    script = (
+        "import time\n"
+        "from edgebench.agent.publish.config import load_config\n"
+        "from edgebench.agent.publish.publisher import Publisher\n"
+        "from edgebench.agent.publish.spool import Spool\n"
+        f"cfg = load_config({str(cfg_path)!r})\n"
+        "p = Publisher(cfg, Spool(cfg.spool_path))\n"
+        "assert p.start(), p.last_error\n"
+        "p.set_status('running', 'run-b')\n"
+        "time.sleep(0.5)\n"
+        "print('running', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "running"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        proc.kill()
+        proc.wait()
+    expected = [
+        ("online", 1, None, None),
+        ("running", 1, "run-a", None),
+        ("online", 1, None, None),
+        ("offline", 0, None, "agent stopped"),
+        ("online", 1, None, None),
+        ("running", 1, "run-b", None),
+        ("offline", 0, None, "connection lost"),  # the Last Will, stamped on receipt
+    ]
+    query = (
+        'SELECT "state", "online", "run_id", "reason", "fleet" FROM "agent_status" '
+        f"WHERE \"host\" = 'host2' AND time >= {t0}"
+    )
+    deadline = time.monotonic() + 30
+    rows: list = []
+    while time.monotonic() < deadline:
+        rows = influxdb.points(query, db) if count(influxdb, db, "agent_status", "state") > 0 else []
+        if len(rows) >= len(expected):
+            break
+        time.sleep(0.2)
+    got = [(r["state"], r["online"], r["run_id"], r["reason"]) for r in rows]
+    assert got == expected, got
+    assert {r["fleet"] for r in rows} == {FLEET}
+    time.sleep(0.5)
+    assert len(influxdb.points(query, db)) == len(expected)  # nothing late, nothing doubled
+    assert deadletter_counts(influxdb, db) == {} and c.alive()
 
 
 class Publisher(threading.Thread):
@@ -494,6 +648,28 @@ def test_broker_restart_collector_reconnects(  # type: ignore[no-untyped-def]
         pub2.publish(topic(), payload(make_doc(k)))
     wait_counts(influxdb, db, 20, 20 * SAMPLES)
     assert c.terminate() == 0 and '"collector_stopped"' in c.log_text()
+
+
+def test_shared_group_splits_results_and_status_exactly_once(  # type: ignore[no-untyped-def]
+    mosquitto, influxdb, mqtt_probe, collectors, tmp_path
+) -> None:
+    """Two collectors on one $share/ group (results and status): each message written by exactly one."""
+    group = {"shared_group": f"g{uuid.uuid4().hex[:6]}"}
+    a, db = start_collector(collectors, tmp_path / "a", mosquitto, influxdb, mqtt=group)
+    b, _ = start_collector(collectors, tmp_path / "b", mosquitto, influxdb, db=db, mqtt=group)
+    pub = mqtt_probe(mosquitto, "host1")
+    n = 40
+    for k in range(700, 700 + n):
+        pub.publish(topic(), payload(make_doc(k)))
+    for i, state in enumerate(("online", "running", "online")):  # not retained: the session state stays
+        pub.publish(STATUS_TOPIC, status_body(state, ts_ns=BASE_NS + i, run_id="r" if i == 1 else None))
+    wait_counts(influxdb, db, n, n * SAMPLES)
+    rows = influxdb.points(f'SELECT "state" FROM "agent_status" WHERE time < {BASE_NS + 10}', db)
+    assert [r["state"] for r in rows] == ["online", "running", "online"]
+    for c in (a, b):
+        assert "mqtt_subscribe_refused" not in c.log_text() and c.alive()
+        stats = json.loads((c.tmp / "state" / "collector-stats.json").read_text())
+        assert 0 < stats["documents_written_total"] < n  # both took part
 
 
 def test_bad_config_is_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]

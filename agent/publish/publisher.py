@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import ssl
 import threading
 import time
@@ -31,6 +30,7 @@ import edgebench.agent as _agent
 from edgebench.agent.errors import require
 from edgebench.agent.publish.config import PublishConfig
 from edgebench.agent.publish.spool import PutResult, Spool, result_key
+from edgebench.agent.publish.status import status_payload
 
 MAX_INFLIGHT = 100
 """Messages published but not yet acknowledged: bounds memory and what paho re-sends after a reconnect."""
@@ -114,7 +114,9 @@ class Publisher:
         client.connect_timeout = 5.0
         client.reconnect_delay_set(min_delay=1, max_delay=4)
         client.max_inflight_messages_set(self.max_inflight)
-        client.will_set(cfg.status_topic(), self._status_payload("offline", "connection lost"), 1, True)
+        client.will_set(
+            cfg.status_topic(), self._status_payload("offline", "connection lost", stamped=False), 1, True
+        )
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls:
@@ -217,19 +219,17 @@ class Publisher:
         if self.connected and self.client is not None:
             self.client.publish(self.config.status_topic(), self._status_payload(state), 1, True)
 
-    def _status_payload(self, state: str, reason: str | None = None) -> bytes:
-        body: dict[str, Any] = {
-            "state": state,
-            "host": self.config.host,
-            "fleet": self.config.fleet,
-            "ts_ns": time.time_ns(),
-            "edgebench_version": _agent.__version__,
-        }
-        if state == "running" and self._run_id:
-            body["run_id"] = self._run_id
-        if reason:
-            body["reason"] = reason
-        return json.dumps(body).encode()
+    def _status_payload(self, state: str, reason: str | None = None, stamped: bool = True) -> bytes:
+        """JSON of :class:`~edgebench.agent.publish.status.StatusPayload` (the collector's contract)."""
+        return status_payload(
+            state,
+            self.config.host,
+            self.config.fleet,
+            _agent.__version__,
+            self._run_id,
+            reason,
+            stamped=stamped,
+        )
 
     @property
     def refused(self) -> dict[int, str]:
