@@ -1,0 +1,90 @@
+"""The report's index.html: one self-contained page linking every table and figure.
+
+Links are relative (the folder can be zipped, copied to a web server or opened from disk) and every
+piece of text that comes from results — host names, model names, file paths — is HTML-escaped, since
+a host name or an exported file is input we did not write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from urllib.parse import quote
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; padding: 0 1rem;
+       color: #222; }
+h1 { margin-bottom: 0.2rem; }
+.meta { color: #555; }
+figure { margin: 1.5rem 0; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { color: #444; font-size: 0.9rem; }
+li.skipped { color: #666; }
+code { background: #f4f4f4; padding: 0 0.2rem; }
+"""
+
+
+@dataclass
+class Entry:
+    """One linked item: an SVG shown inline plus its other formats."""
+
+    title: str
+    caption: str
+    files: list[str]
+    """File names inside the report folder; the first .svg is shown."""
+
+
+def _link(name: str) -> str:
+    return escape(quote(name), quote=True)
+
+
+def _figure(e: Entry) -> str:
+    shown = next((f for f in e.files if f.endswith(".svg")), e.files[0])
+    links = " · ".join(
+        f'<a href="{_link(f)}">{escape(Path(f).suffix.lstrip(".").upper())}</a>' for f in e.files
+    )
+    return (
+        f'<figure><img src="{_link(shown)}" alt="{escape(e.title, quote=True)}">'
+        f"<figcaption><b>{escape(e.title)}</b> — {escape(e.caption)} ({links})</figcaption></figure>"
+    )
+
+
+def write_index(
+    out: Path,
+    title: str,
+    meta: list[str],
+    tables: list[Entry],
+    figures: list[Entry],
+    skipped: list[tuple[str, str]],
+    data_file: str,
+) -> Path:
+    """Write ``out/index.html`` and return its path."""
+    when = dt.datetime.now(tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="meta">generated {escape(when)} by edgebench</p>',
+        "<ul class='meta'>" + "".join(f"<li>{escape(m)}</li>" for m in meta) + "</ul>",
+        "<h2>Tables</h2>",
+        *(_figure(t) for t in tables),
+        "<h2>Plots</h2>",
+        *(_figure(f) for f in figures),
+    ]
+    if not figures:
+        parts.append("<p>No plot could be drawn from the selected results (see below).</p>")
+    if skipped:
+        parts.append("<h2>Plots not drawn</h2><ul>")
+        parts += [f'<li class="skipped"><b>{escape(t)}</b>: {escape(why)}</li>' for t, why in skipped]
+        parts.append("</ul>")
+    parts.append(
+        f'<h2>Data</h2><p>The result documents behind this report: <a href="{_link(data_file)}">'
+        f"{escape(data_file)}</a> (usable with <code>edgebench-agent compare --from</code>).</p>"
+    )
+    parts.append("</body></html>")
+    path = out / "index.html"
+    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path

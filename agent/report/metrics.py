@@ -1,0 +1,168 @@
+"""The headline numbers of one result document, the same way for every scenario and runtime.
+
+Comparisons, tables and plots all need "the latency", "the throughput", "the energy" of a document;
+reading them in one place keeps the three consistent (a speedup in a table is the ratio of the very
+numbers a plot shows). Energy fields are read by name with ``getattr`` so documents of any schema 1.x
+minor version work: fields a producer did not have are simply absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from edgebench.agent.results.schema import ResultDocument
+
+# The axes that identify a measured configuration. ``host`` comes from the document, the rest from
+# its RunConfig. threads and frontend are recorded but not matched on (a Pi and a PC rarely run the
+# same thread count; comparing them is the point of a cross-host table).
+MATCH_AXES: tuple[str, ...] = (
+    "host",
+    "model",
+    "runtime",
+    "precision",
+    "device",
+    "scenario",
+    "batch_size",
+    "audio_seconds",
+    "new_tokens",
+    "ctc_weight",
+    "dataset",
+)
+EXTRA_AXES: tuple[str, ...] = ("threads", "frontend")
+# Axes a user may compare against (``--baseline AXIS=VALUE``).
+BASELINE_AXES: tuple[str, ...] = ("runtime", "precision", "device", "host", "model", "threads", "frontend")
+# Axes that name "what ran where" (as opposed to the workload): used for labels.
+SETUP_AXES: tuple[str, ...] = ("host", "model", "runtime", "precision", "device")
+WORKLOAD_AXES: tuple[str, ...] = ("batch_size", "audio_seconds", "new_tokens", "ctc_weight", "dataset")
+
+# Energy per unit of work, per scenario, in order of preference (schema 1.1 names; 1.0 had only the
+# first). The first one present in a document is the one compared.
+_ENERGY_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "generate": (("joules_per_token", "J/tok"), ("joules_per_iteration", "J/iter")),
+    "transcribe": (("joules_per_audio_s", "J/audio s"), ("joules_per_iteration", "J/utt")),
+    "forward": (("joules_per_iteration", "J/iter"),),
+    "load": (("joules_per_iteration", "J/iter"),),
+}
+
+
+def axis_value(doc: ResultDocument, axis: str) -> object:
+    """The value of one axis (``host`` from the document, everything else from its config).
+
+    ``dataset`` counts only for transcribe (forward/generate merely cut audio of a fixed length from it)
+    and by its folder name, since the same clips sit under different paths on different hosts."""
+    if axis == "host":
+        return doc.host
+    if axis == "dataset":
+        ds = doc.config.dataset
+        if doc.config.scenario != "transcribe" or ds is None:
+            return None
+        return PurePath(ds.rstrip("/\\")).name or ds
+    return getattr(doc.config, axis)
+
+
+def fmt_axis(value: object) -> str:
+    """Axis values as people type them: ``1`` not ``1.0``, ``–`` for "not applicable"."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def workload_label(doc: ResultDocument) -> str:
+    """Short description of the workload: 'b2 10s 32 tok ctc 0.3' (same style as the run table)."""
+    c = doc.config
+    if c.scenario == "load":
+        return "load"
+    parts = [f"b{c.batch_size}"]
+    if c.audio_seconds is not None:
+        parts.append(f"{c.audio_seconds:g}s")
+    if c.new_tokens is not None:
+        parts.append(f"{c.new_tokens} tok")
+    if c.ctc_weight is not None:
+        parts.append(f"ctc {c.ctc_weight:g}")
+    return " ".join(parts)
+
+
+def varying(docs: Sequence[ResultDocument], axes: Sequence[str]) -> list[str]:
+    """The axes (in the given order) that take more than one value among ``docs``."""
+    return [a for a in axes if len({axis_value(d, a) for d in docs}) > 1]
+
+
+def setup_label(doc: ResultDocument, axes: Sequence[str]) -> str:
+    """'pi5 · onnxruntime · int8' — only the given (usually: varying) setup axes, in order."""
+    return " · ".join(fmt_axis(axis_value(doc, a)) for a in axes) or fmt_axis(doc.config.runtime)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """What a person compares. None = not measured for this scenario (or not available on the host)."""
+
+    latency_s: float | None
+    """Mean latency of the scenario's unit of work (load: load time)."""
+    latency_ci_half_s: float | None
+    throughput: float | None
+    throughput_unit: str | None
+    """'it/s' (forward), 'tok/s' (generate), 'audio s/s' (transcribe: 1/RTF)."""
+    tokens_per_s: float | None
+    rtf: float | None
+    wer: float | None
+    cer: float | None
+    peak_rss_bytes: int | None
+    energy: float | None
+    energy_unit: str | None
+    average_w: float | None
+
+
+def metrics(doc: ResultDocument) -> Metrics:
+    """Read the headline numbers of one document."""
+    lat = ci = thr = unit = tps = rtf = wer = cer = None
+    if doc.forward is not None:
+        s = doc.forward.latency_s
+        lat, ci = s.mean, (s.ci95_high - s.ci95_low) / 2
+        thr, unit = doc.forward.iterations_per_s, "it/s"
+    elif doc.generate is not None:
+        s = doc.generate.latency_s
+        lat, ci = s.mean, (s.ci95_high - s.ci95_low) / 2
+        thr, unit = doc.generate.tokens_per_s, "tok/s"
+        tps = doc.generate.tokens_per_s
+    elif doc.transcribe is not None:
+        t = doc.transcribe
+        lat, ci = t.latency_s.mean, (t.latency_s.ci95_high - t.latency_s.ci95_low) / 2
+        rtf = t.rtf
+        thr, unit = (1.0 / t.rtf if t.rtf > 0 else None), "audio s/s"
+        if t.accuracy_meaningful:
+            wer, cer = t.wer, t.cer
+    elif doc.load is not None:
+        lat = doc.load.load_s
+    energy = energy_unit = average_w = None
+    if doc.energy is not None:
+        average_w = getattr(doc.energy, "average_w", None)
+        for name, u in _ENERGY_FIELDS.get(doc.config.scenario, ()):
+            value = getattr(doc.energy, name, None)
+            if value is not None:
+                energy, energy_unit = float(value), u
+                break
+    return Metrics(
+        latency_s=lat,
+        latency_ci_half_s=ci,
+        throughput=thr,
+        throughput_unit=unit if thr is not None else None,
+        tokens_per_s=tps,
+        rtf=rtf,
+        wer=wer,
+        cer=cer,
+        peak_rss_bytes=doc.memory.peak_rss_bytes if doc.memory else None,
+        energy=energy,
+        energy_unit=energy_unit,
+        average_w=average_w,
+    )
+
+
+def ratio(num: float | None, den: float | None) -> float | None:
+    """num/den, or None when either is missing or the denominator is not positive."""
+    if num is None or den is None or den <= 0:
+        return None
+    return num / den

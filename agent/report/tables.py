@@ -1,0 +1,215 @@
+"""Rich tables for comparisons and reports.
+
+Columns that would be the same in every row (one host, one model, …) move into the title so the
+tables fit a terminal and an SVG; energy columns appear only when some result carries energy (most
+hosts without a power sensor have none, and a column of dashes hides the interesting ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich import box
+from rich.table import Table
+
+from edgebench.agent.report.compare import Comparison
+from edgebench.agent.report.metrics import (
+    SETUP_AXES,
+    axis_value,
+    fmt_axis,
+    metrics,
+    varying,
+    workload_label,
+)
+from edgebench.agent.results.schema import ResultDocument
+
+_SCENARIO_ORDER = ("load", "forward", "generate", "transcribe")
+
+
+def _num(x: float | None, fmt: str = ".1f", scale: float = 1.0) -> str:
+    return "–" if x is None else format(x * scale, fmt)
+
+
+def _times(x: float | None, higher_is_better: bool = True) -> str:
+    """'2.70×', green when better than the baseline by > 5 %, red when worse."""
+    if x is None:
+        return "–"
+    better = x > 1.05 if higher_is_better else x < 0.95
+    worse = x < 0.95 if higher_is_better else x > 1.05
+    style = "green" if better else "red" if worse else ""
+    text = f"{x:.2f}×"
+    return f"[{style}]{text}[/]" if style else text
+
+
+def _delta_pct(x: float | None) -> str:
+    if x is None:
+        return "–"
+    style = "red" if x > 0.005 else "green" if x < -0.005 else ""
+    text = f"{x * 100:+.1f} pt"
+    return f"[{style}]{text}[/]" if style else text
+
+
+def _mib(n: int | None) -> str:
+    return "–" if n is None else f"{n / 2**20:.0f}"
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x * 100:.1f}%"
+
+
+def _throughput(value: float | None, unit: str | None) -> str:
+    return "–" if value is None else f"{value:.2f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+
+
+def comparison_table(cmp: Comparison, title: str | None = None) -> Table:
+    """Speedup table: one section per configuration, the baseline row first (1.00×)."""
+    docs = [r.doc for r in cmp.rows]
+    base_axis = cmp.baseline.axis
+    shown = [a for a in varying(docs, (*SETUP_AXES, "dataset")) if a != base_axis]
+    constant = [
+        f"{fmt_axis(axis_value(docs[0], a))}" for a in SETUP_AXES if a != base_axis and a not in shown
+    ]
+    has_wer = any(r.m.wer is not None for r in cmp.rows)
+    has_energy = any(r.m.energy is not None for r in cmp.rows)
+    t = Table(
+        title=" · ".join([title or f"speedup vs {cmp.baseline}", *constant]),
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        caption=(
+            "speedup = baseline latency / latency (>1 faster) · thr × = throughput / baseline · "
+            "mem × = peak RSS / baseline"
+            + (" · ΔWER = WER − baseline WER" if has_wer else "")
+            + (" · energy × = energy per unit of work / baseline" if has_energy else "")
+        ),
+        caption_justify="left",
+    )
+    for a in shown:
+        t.add_column(a, overflow="fold")
+    t.add_column("scenario")
+    t.add_column("config", overflow="fold")
+    t.add_column(base_axis, style="bold")
+    for col in ("latency ms", "speedup", "throughput", "thr ×", "RSS MiB", "mem ×"):
+        t.add_column(col, justify="right")
+    if has_wer:
+        t.add_column("WER", justify="right")
+        t.add_column("ΔWER", justify="right")
+    if has_energy:
+        t.add_column("energy", justify="right")
+        t.add_column("energy ×", justify="right")
+    previous: dict[str, object] | None = None
+    for r in cmp.rows:
+        if previous is not None and r.key != previous:
+            t.add_section()
+        previous = r.key
+        cells = [fmt_axis(axis_value(r.doc, a)) for a in shown]
+        cells += [r.doc.config.scenario, workload_label(r.doc)]
+        cells.append(r.value)
+        cells += [
+            _num(r.m.latency_s, ".1f", 1e3),
+            "baseline" if r.is_baseline else _times(r.speedup),
+            _throughput(r.m.throughput, r.m.throughput_unit),
+            "" if r.is_baseline else _times(r.throughput_ratio),
+            _mib(r.m.peak_rss_bytes),
+            "" if r.is_baseline else _times(r.memory_ratio, higher_is_better=False),
+        ]
+        if has_wer:
+            cells += [_pct(r.m.wer), "" if r.is_baseline else _delta_pct(r.wer_delta)]
+        if has_energy:
+            energy = "–" if r.m.energy is None else f"{r.m.energy:.3g} {r.m.energy_unit}"
+            cells += [energy, "" if r.is_baseline else _times(r.energy_ratio, higher_is_better=False)]
+        t.add_row(*cells, style="dim" if r.is_baseline else None)
+    return t
+
+
+def summary_table(cmp: Comparison) -> Table:
+    """Per compared value: geometric-mean speedup over all matched configurations (seed 004's summary)."""
+    t = Table(
+        title=f"summary vs {cmp.baseline}",
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+    )
+    for col, just in [
+        (cmp.baseline.axis, "left"),
+        ("configurations", "right"),
+        ("speedup (geomean)", "right"),
+        ("min", "right"),
+        ("max", "right"),
+    ]:
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for s in cmp.summary():
+        t.add_row(
+            s.value,
+            str(s.configurations),
+            _times(s.geomean_speedup),
+            _times(s.min_speedup),
+            _times(s.max_speedup),
+        )
+    return t
+
+
+def _doc_order(doc: ResultDocument) -> tuple:
+    c = doc.config
+    scen = _SCENARIO_ORDER.index(c.scenario) if c.scenario in _SCENARIO_ORDER else 99
+    return (
+        doc.host,
+        c.model,
+        c.runtime,
+        c.precision,
+        c.device,
+        scen,
+        c.batch_size,
+        c.audio_seconds or 0.0,
+        c.new_tokens or 0,
+        c.ctc_weight if c.ctc_weight is not None else -1.0,
+        doc.created_ns,
+    )
+
+
+def report_table(docs: Sequence[ResultDocument], title: str = "edgebench results") -> Table:
+    """Every selected result, one row each (the report's table; energy columns when measured)."""
+    docs = sorted(docs, key=_doc_order)
+    shown = varying(docs, SETUP_AXES)
+    constant = [fmt_axis(axis_value(docs[0], a)) for a in SETUP_AXES if a not in shown] if docs else []
+    all_m = [metrics(d) for d in docs]
+    has_wer = any(m.wer is not None for m in all_m)
+    has_rtf = any(m.rtf is not None for m in all_m)
+    has_energy = any(m.energy is not None or m.average_w is not None for m in all_m)
+    t = Table(
+        title=" · ".join([title, *constant]),
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        caption="latency: mean ± 95% CI in ms (load: load time) · RSS: peak resident memory",
+        caption_justify="left",
+    )
+    for a in shown:
+        t.add_column(a, overflow="fold")
+    t.add_column("scenario")
+    t.add_column("config", overflow="fold")
+    for col in ("latency ms", "throughput", "RSS MiB"):
+        t.add_column(col, justify="right")
+    if has_rtf:
+        t.add_column("RTF", justify="right")
+    if has_wer:
+        t.add_column("WER/CER", justify="right")
+    if has_energy:
+        t.add_column("energy", justify="right")
+        t.add_column("avg W", justify="right")
+    for d, m in zip(docs, all_m, strict=True):
+        lat = _num(m.latency_s, ".1f", 1e3)
+        if m.latency_ci_half_s is not None:
+            lat += f" ± {m.latency_ci_half_s * 1e3:.1f}"
+        cells = [fmt_axis(axis_value(d, a)) for a in shown]
+        cells += [d.config.scenario, workload_label(d), lat]
+        cells += [_throughput(m.throughput, m.throughput_unit), _mib(m.peak_rss_bytes)]
+        if has_rtf:
+            cells.append(_num(m.rtf, ".3f"))
+        if has_wer:
+            cells.append("–" if m.wer is None else f"{_pct(m.wer)}/{_pct(m.cer)}")
+        if has_energy:
+            cells.append("–" if m.energy is None else f"{m.energy:.3g} {m.energy_unit}")
+            cells.append(_num(m.average_w, ".2f"))
+        t.add_row(*cells)
+    return t
