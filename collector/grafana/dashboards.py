@@ -1,0 +1,655 @@
+"""The six edgebench dashboards, as code (schema: docs/influxdb-schema.md; guide: docs/dashboards.md).
+
+``build_all()`` returns them as dicts; ``edgebench-collector grafana build`` writes them to
+``deploy/grafana/dashboards/*.json`` (committed, so reviews see both the code and the JSON diff), and
+``edgebench-collector grafana push`` uploads them. Every panel query is raw InfluxQL so it runs unchanged on
+InfluxDB 1.x, on 2.x through a DBRP mapping, and on 3.x; tests/test_dashboards.py runs each of them
+against a real InfluxDB filled by the real collector from real agent runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgebench.collector.grafana.panels import (
+    bar_gauge,
+    dashboard,
+    group_by,
+    histogram,
+    query_variable,
+    regex_filter,
+    row,
+    stat,
+    state_timeline,
+    table,
+    tag_variable,
+    target,
+    timeseries,
+    where,
+    xy_chart,
+)
+
+FILTERS = ("fleet", "device_class", "host", "model", "runtime", "precision")
+"""The template variables of every fleet dashboard, in cascade order (each narrows the next)."""
+CONFIG = ("host", "model", "runtime", "precision")
+"""One configuration = one row of the overview: host x model x runtime x precision."""
+SERIES_ALIAS = "$tag_host · $tag_model · $tag_runtime · $tag_precision"
+
+
+def filter_variables(
+    measurement: str = "inference", names: tuple[str, ...] = FILTERS
+) -> list[dict[str, Any]]:
+    labels = {
+        "fleet": "Fleet",
+        "device_class": "Device class",
+        "host": "Host",
+        "model": "Model",
+        "runtime": "Runtime",
+        "precision": "Precision",
+    }
+    return [tag_variable(n, labels[n], measurement, depends_on=names[:i]) for i, n in enumerate(names)]
+
+
+def _last(*fields: str) -> str:
+    return ", ".join(f'last("{f}") AS "{alias}"' for f, alias in (_split(x) for x in fields))
+
+
+def _split(field: str) -> tuple[str, str]:
+    name, _, alias = field.partition(" AS ")
+    return name, alias or name
+
+
+# ------------------------------------------------------------------------------------------ fleet overview
+def fleet_overview() -> dict[str, Any]:
+    def gauge(
+        title: str,
+        field: str,
+        unit: str,
+        scenario: str | None,
+        *,
+        desc: bool = False,
+        agg: str = "last",
+        alias: str | None = None,
+        extra_group: tuple[str, ...] = (),
+        description: str = "",
+    ) -> dict:
+        alias = alias or field
+        cond = (f"\"scenario\" = '{scenario}'",) if scenario else ()
+        q = (
+            f'SELECT {agg}("{field}") AS "{alias}" FROM "inference" {where(*FILTERS, extra=cond)} '
+            f"{group_by(*CONFIG, *extra_group)}"
+        )
+        return bar_gauge(title, q, alias, unit=unit, desc=desc, description=description)
+
+    columns = _last(
+        "latency_p50_s AS p50_s",
+        "latency_p90_s AS p90_s",
+        "tokens_per_s",
+        "rtf",
+        "energy_joules_per_iteration AS joules_per_iteration",
+        "energy_average_w AS average_w",
+        "peak_rss_bytes",
+        "wer",
+    )
+    latest = f'SELECT {columns} FROM "inference" {where(*FILTERS)} {group_by(*CONFIG, "scenario")}'
+    panels = [
+        table(
+            "Latest result per configuration and scenario",
+            [target(latest)],
+            description="Most recent measurement of each host x model x runtime x precision x scenario "
+            "in the time range. Empty cells: the scenario does not produce that metric (e.g. WER only for "
+            "trained models in transcribe) or no power source was available.",
+            sort_by="p50_s",
+            h=10,
+            units={
+                "p50_s": "s",
+                "p90_s": "s",
+                "tokens_per_s": "none",
+                "rtf": "none",
+                "joules_per_iteration": "joule",
+                "average_w": "watt",
+                "peak_rss_bytes": "bytes",
+                "wer": "percentunit",
+            },
+        ),
+        row("Speed (best first)"),
+        gauge(
+            "Forward latency p50",
+            "latency_p50_s",
+            "s",
+            "forward",
+            alias="p50_s",
+            extra_group=("batch_size",),
+            description="Median latency of one forward pass (lower is better), per batch size.",
+        ),
+        gauge(
+            "Forward latency p90",
+            "latency_p90_s",
+            "s",
+            "forward",
+            alias="p90_s",
+            extra_group=("batch_size",),
+            description="90th percentile latency of one forward pass: the tail a user feels.",
+        ),
+        gauge(
+            "Generate throughput (tokens/s)",
+            "tokens_per_s",
+            "none",
+            "generate",
+            desc=True,
+            extra_group=("new_tokens",),
+            description="Generated tokens per second (higher is better).",
+        ),
+        gauge(
+            "Transcribe real-time factor",
+            "rtf",
+            "none",
+            "transcribe",
+            description="Processing time / audio duration (below 1 = faster than real time).",
+        ),
+        row("Cost and accuracy (best first)"),
+        gauge(
+            "Energy per utterance (transcribe)",
+            "energy_joules_per_iteration",
+            "joule",
+            "transcribe",
+            alias="joules_per_utterance",
+            description="Joules per transcribed utterance over the measured window (lower is better).",
+        ),
+        gauge(
+            "Average power during measurement",
+            "energy_average_w",
+            "watt",
+            None,
+            alias="average_w",
+            extra_group=("scenario",),
+            description="Mean watts over the measured window, per scenario.",
+        ),
+        gauge(
+            "Peak memory (RSS)",
+            "peak_rss_bytes",
+            "bytes",
+            None,
+            agg="max",
+            description="Largest peak resident set size over all scenarios of a configuration.",
+        ),
+        gauge(
+            "Word error rate (transcribe)",
+            "wer",
+            "percentunit",
+            "transcribe",
+            description="WER on the dataset, only for trained models (lower is better).",
+        ),
+    ]
+    return dashboard(
+        "edgebench-fleet-overview",
+        "edgebench · Fleet overview",
+        "Which device / model / runtime / precision is fastest, cheapest in joules and most accurate.",
+        filter_variables(),
+        panels,
+    )
+
+
+# ------------------------------------------------------------------------------------------ compare
+COMPARE_METRICS = (
+    # field, alias, unit, scenario, True when lower is better (speedup = A / B) else B / A
+    ("latency_p50_s", "p50_s", "s", None, True),
+    ("tokens_per_s", "tokens_per_s", "none", "generate", False),
+    ("rtf", "rtf", "none", "transcribe", True),
+    ("energy_joules_per_iteration", "joules_per_iteration", "joule", None, True),
+    ("peak_rss_bytes", "peak_rss_bytes", "bytes", None, True),
+)
+
+
+def compare_side(side: str, field: str, alias: str, scenario: str | None) -> str:
+    """The query of one side (A or B) of a Compare table: latest value per model (x scenario)."""
+    cond = (f"\"scenario\" = '{scenario}'",) if scenario else ()
+    v = side.lower()
+    sel = ("fleet", "model", *((tag, f"{tag}_{v}") for tag in ("host", "runtime", "precision")))
+    return (
+        f'SELECT last("{field}") AS "{v}_{alias}" FROM "inference" {where(*sel, extra=cond)} '
+        f"{group_by('model', 'scenario')}"
+    )
+
+
+def compare() -> dict[str, Any]:
+    variables = filter_variables(names=("fleet", "model"))
+    for side in ("a", "b"):
+        variables += [
+            tag_variable(
+                f"host_{side}",
+                f"Host {side.upper()}",
+                "inference",
+                key="host",
+                depends_on=("fleet", "model"),
+                multi=False,
+            ),
+            tag_variable(
+                f"runtime_{side}",
+                f"Runtime {side.upper()}",
+                "inference",
+                key="runtime",
+                depends_on=("fleet", "model", ("host", f"host_{side}")),
+                multi=False,
+            ),
+            tag_variable(
+                f"precision_{side}",
+                f"Precision {side.upper()}",
+                "inference",
+                key="precision",
+                depends_on=("fleet", "model", ("host", f"host_{side}"), ("runtime", f"runtime_{side}")),
+                multi=False,
+            ),
+        ]
+    panels = []
+    titles = {
+        "p50_s": "Latency p50",
+        "tokens_per_s": "Generate throughput (tokens/s)",
+        "rtf": "Transcribe real-time factor",
+        "joules_per_iteration": "Energy per iteration / utterance",
+        "peak_rss_bytes": "Peak memory (RSS)",
+    }
+    for field, alias, unit, scenario, lower_better in COMPARE_METRICS:
+        a, b = f"a_{alias}", f"b_{alias}"
+        left, right = (a, b) if lower_better else (b, a)
+        ratio = "B vs A (x)"
+        panels.append(
+            table(
+                f"{titles[alias]}: A vs B",
+                [
+                    target(compare_side("A", field, alias, scenario), "A"),
+                    target(compare_side("B", field, alias, scenario), "B"),
+                ],
+                description=f"Latest {field} of side A and side B per model and scenario; "
+                f"'{ratio}' > 1 means B is better ("
+                + ("A / B: lower is better" if lower_better else "B / A: higher is better")
+                + ").",
+                transformations=[
+                    {"id": "merge", "options": {}},
+                    {
+                        "id": "calculateField",
+                        "options": {
+                            "mode": "binary",
+                            "alias": ratio,
+                            "replaceFields": False,
+                            "binary": {"left": left, "operator": "/", "right": right},
+                        },
+                    },
+                ],
+                units={a: unit, b: unit, ratio: "none"},
+                sort_by=ratio,
+                desc=True,
+                w=12,
+                h=8,
+            )
+        )
+    return dashboard(
+        "edgebench-compare",
+        "edgebench · Compare A vs B",
+        "Two hosts, runtimes or precisions side by side, with the speedup of B over A per model and scenario",
+        variables,
+        panels,
+    )
+
+
+# ------------------------------------------------------------------------------------------ trends
+TREND_METRICS = (
+    ("latency_p50_s", "Latency p50", "s"),
+    ("latency_p90_s", "Latency p90", "s"),
+    ("tokens_per_s", "Generate throughput (tokens/s)", "none"),
+    ("rtf", "Transcribe real-time factor", "none"),
+    ("energy_joules_per_iteration", "Energy per iteration / utterance", "joule"),
+    ("energy_average_w", "Average power", "watt"),
+    ("peak_rss_bytes", "Peak memory (RSS)", "bytes"),
+    ("wer", "Word error rate", "percentunit"),
+)
+
+
+def trends() -> dict[str, Any]:
+    panels = []
+    for field, title, unit in TREND_METRICS:
+        q = (
+            f'SELECT mean("{field}") FROM "inference" {where(*FILTERS)} '
+            f"{group_by(*CONFIG, 'scenario', interval=True, fill='none')}"
+        )
+        panels.append(
+            timeseries(
+                f"{title} over time",
+                [target(q, fmt="time_series", alias=f"{SERIES_ALIAS} · $tag_scenario")],
+                unit=unit,
+                description=f"{field} per configuration and scenario, averaged per interval: a step after an "
+                "update is a regression (or an improvement). Compare with the software versions below.",
+            )
+        )
+    versions = (
+        'SELECT "edgebench_version", "lib_torch", "python", "kernel", "run_id" FROM "sysinfo" '
+        f"{where('fleet', 'device_class', 'host')} {group_by('host')}"
+    )
+    panels.append(
+        table(
+            "Software versions per run",
+            [target(versions)],
+            hide_time=False,
+            description="What each host ran with: a trend step that lines up with a version change here is "
+            "explained by the update.",
+            h=8,
+        )
+    )
+    return dashboard(
+        "edgebench-trends",
+        "edgebench · Trends",
+        "Every metric over time per configuration, so regressions after updates show up.",
+        filter_variables(),
+        panels,
+        time_from="now-90d",
+    )
+
+
+# ------------------------------------------------------------------------------------------ run detail
+def run_detail() -> dict[str, Any]:
+    variables = [*filter_variables(), tag_variable("scenario", "Scenario", "inference", depends_on=FILTERS)]
+    sel = (*FILTERS, "scenario")
+    by = group_by(*CONFIG, "scenario")
+    runs = (
+        'SELECT "run_id", "latency_n", "latency_p50_s", "latency_p90_s", "energy_source", "energy_kind", '
+        '"energy_joules_total", "energy_average_w", "energy_peak_w" '
+        f'FROM "inference" {where(*sel)} {by}'
+    )
+    sample_stats = (
+        'SELECT count("latency_s") AS "n", min("latency_s") AS "min_s", '
+        'percentile("latency_s", 50) AS "p50_s", percentile("latency_s", 90) AS "p90_s", '
+        'max("latency_s") AS "max_s" '
+        f'FROM "latency_sample" {where(*sel)} {by}'
+    )
+    thermal = (
+        f'SELECT "temp_max_c", "cpu_freq_mhz", "throttled", "warnings" FROM "inference" {where(*sel)} {by}'
+    )
+    panels = [
+        table(
+            "Runs in the time range",
+            [target(runs)],
+            hide_time=False,
+            h=8,
+            description="One row per measured configuration; narrow the time range to one run to see only "
+            "its samples below.",
+            units={
+                "latency_p50_s": "s",
+                "latency_p90_s": "s",
+                "energy_joules_total": "joule",
+                "energy_average_w": "watt",
+                "energy_peak_w": "watt",
+            },
+        ),
+        histogram(
+            "Latency histogram (per-iteration samples)",
+            [
+                target(
+                    f'SELECT "latency_s" FROM "latency_sample" {where(*sel)} {by}',
+                    fmt="time_series",
+                    alias=f"{SERIES_ALIAS} · $tag_scenario",
+                )
+            ],
+            unit="s",
+            description="Every measured iteration / utterance (latency_sample).",
+        ),
+        table(
+            "Latency from the samples",
+            [target(sample_stats)],
+            w=12,
+            units={"min_s": "s", "p50_s": "s", "p90_s": "s", "max_s": "s"},
+            description="Recomputed from latency_sample: should match the run's own summary.",
+        ),
+        timeseries(
+            "Power trace",
+            [
+                target(
+                    f'SELECT "watts" FROM "power_sample" {where(*sel)} {by}',
+                    fmt="time_series",
+                    alias=f"{SERIES_ALIAS} · $tag_scenario",
+                )
+            ],
+            unit="watt",
+            w=24,
+            points=False,
+            description="Watts sampled during the measured window (power_sample; source per run above).",
+        ),
+        timeseries(
+            "Temperature (hottest sensor)",
+            [
+                target(
+                    f'SELECT "temp_max_c" FROM "telemetry_sample" {where(*sel)} {by}',
+                    fmt="time_series",
+                    alias=f"{SERIES_ALIAS} · $tag_scenario",
+                )
+            ],
+            unit="celsius",
+            points=False,
+            description="telemetry_sample.temp_max_c during the run.",
+        ),
+        timeseries(
+            "CPU frequency",
+            [
+                target(
+                    f'SELECT "cpu_freq_mhz" FROM "telemetry_sample" {where(*sel)} {by}',
+                    fmt="time_series",
+                    alias=f"{SERIES_ALIAS} · $tag_scenario",
+                )
+            ],
+            unit="none",
+            points=False,
+            description="Mean CPU frequency (MHz): a drop under load with a high temperature is throttling.",
+        ),
+        table(
+            "Thermal state and throttling per run",
+            [target(thermal)],
+            hide_time=False,
+            h=7,
+            units={"temp_max_c": "celsius"},
+            description="throttled = true when the device throttled during the measurement (the result "
+            "also carries a warning).",
+        ),
+    ]
+    return dashboard(
+        "edgebench-run-detail",
+        "edgebench · Run detail",
+        "Per-iteration latency histogram, power trace, temperatures and throttling of the selected runs.",
+        variables,
+        panels,
+        time_from="now-24h",
+    )
+
+
+# ------------------------------------------------------------------------------------------ accuracy vs cost
+def accuracy_vs_cost() -> dict[str, Any]:
+    meaningful = ("\"scenario\" = 'transcribe'", '"accuracy_meaningful" = true')
+    base = f'FROM "inference" {where(*FILTERS, extra=meaningful)} {group_by(*CONFIG)}'
+    q_latency = f"SELECT {_last('latency_mean_s', 'wer')} {base}"
+    q_energy = f"SELECT {_last('energy_joules_per_iteration AS joules_per_utterance', 'wer')} {base}"
+    q_rtf = f"SELECT {_last('rtf', 'wer')} {base}"
+    columns = _last(
+        "wer",
+        "cer",
+        "latency_mean_s",
+        "rtf",
+        "energy_joules_per_iteration AS joules_per_utterance",
+        "energy_average_w AS average_w",
+        "peak_rss_bytes",
+    )
+    q_all = f"SELECT {columns} {base}"
+    panels = [
+        xy_chart(
+            "WER vs latency",
+            q_latency,
+            "latency_mean_s",
+            "wer",
+            x_unit="s",
+            y_unit="percentunit",
+            description="Each point is one configuration (latest transcribe run): down and left is better.",
+        ),
+        xy_chart(
+            "WER vs energy per utterance",
+            q_energy,
+            "joules_per_utterance",
+            "wer",
+            x_unit="joule",
+            y_unit="percentunit",
+            description="Accuracy against joules per utterance: down and left is better.",
+        ),
+        xy_chart(
+            "WER vs real-time factor",
+            q_rtf,
+            "rtf",
+            "wer",
+            x_unit="none",
+            y_unit="percentunit",
+            description="Accuracy against speed relative to real time.",
+        ),
+        table(
+            "Accuracy and cost per configuration",
+            [target(q_all)],
+            sort_by="wer",
+            w=12,
+            h=10,
+            units={
+                "wer": "percentunit",
+                "cer": "percentunit",
+                "latency_mean_s": "s",
+                "joules_per_utterance": "joule",
+                "average_w": "watt",
+                "peak_rss_bytes": "bytes",
+            },
+            description="Only trained models (accuracy_meaningful): random-weight models have no WER.",
+        ),
+    ]
+    return dashboard(
+        "edgebench-accuracy-cost",
+        "edgebench · Accuracy vs cost",
+        "Word error rate against latency, energy and real-time factor, one point per configuration.",
+        filter_variables(),
+        panels,
+    )
+
+
+# ------------------------------------------------------------------------------------------ fleet health
+def fleet_health() -> dict[str, Any]:
+    variables = [
+        tag_variable("fleet", "Fleet", "agent_status"),
+        tag_variable("host", "Host", "agent_status", depends_on=("fleet",)),
+    ]
+    # current state ignores the time range on purpose: an agent online for a month has an old status point
+    latest_online = (
+        f'SELECT last("online") AS "online" FROM "agent_status" {where("fleet", "host", time=False)} '
+        f"{group_by('fleet', 'host')}"
+    )
+    panels = [
+        stat(
+            "Agents online",
+            f'SELECT sum("online") AS "online" FROM ({latest_online})',
+            description="Hosts whose latest status is online or running (retained status topic).",
+        ),
+        stat(
+            "Agents offline",
+            f'SELECT count("online") - sum("online") AS "offline" FROM ({latest_online})',
+            description="Hosts whose latest status is offline (clean shutdown or the broker's Last Will).",
+        ),
+        stat(
+            "Dead letters in range",
+            f'SELECT sum("count") AS "deadletters" FROM "deadletter" {where("fleet")}',
+            description="Messages the collector rejected (malformed, wrong host, schema) in the time range.",
+        ),
+        stat(
+            "Results in range",
+            f'SELECT count("seq") AS "results" FROM "inference" {where("fleet", "host")}',
+            description="Result documents written in the time range.",
+        ),
+        table(
+            "Agents: current state",
+            [
+                target(
+                    'SELECT last("state") AS "state" FROM "agent_status" '
+                    f"{where('fleet', 'host', time=False)} {group_by('fleet', 'host')}"
+                )
+            ],
+            hide_time=False,
+            w=12,
+            h=8,
+            sort_by="state",
+            description="Time = when the agent entered this state.",
+        ),
+        table(
+            "Last result per host",
+            [
+                target(
+                    f'SELECT last("run_id") AS "last_run_id" FROM "inference" '
+                    f"{where('fleet', 'host', time=False)} {group_by('fleet', 'host')}"
+                )
+            ],
+            hide_time=False,
+            w=12,
+            h=8,
+            sort_by="Time",
+            description="Time = when the newest result of the host was measured.",
+        ),
+        state_timeline(
+            "Online history",
+            [
+                target(
+                    f'SELECT last("online") FROM "agent_status" {where("fleet", "host")} '
+                    f"{group_by('host', interval=True, fill='previous')}",
+                    fmt="time_series",
+                    alias="$tag_host",
+                )
+            ],
+            description="1 = online/running, 0 = offline, per interval.",
+        ),
+        timeseries(
+            "Dead letters by reason",
+            [
+                target(
+                    f'SELECT sum("count") FROM "deadletter" {where("fleet")} '
+                    f"{group_by('reason', interval=True, fill='none')}",
+                    fmt="time_series",
+                    alias="$tag_reason",
+                )
+            ],
+            unit="none",
+            description="Rejected messages per interval and reason.",
+        ),
+        table(
+            "Recent dead letters",
+            [
+                target(
+                    f'SELECT "topic", "bytes" FROM "deadletter" {where("fleet")} {group_by("reason")} '
+                    "ORDER BY time DESC LIMIT 50"
+                )
+            ],
+            hide_time=False,
+            w=12,
+            h=8,
+            description="Newest rejected messages with the topic they came on.",
+        ),
+    ]
+    return dashboard(
+        "edgebench-fleet-health",
+        "edgebench · Fleet health",
+        "Agents online/offline from the status topic, last result time, dead letters.",
+        variables,
+        panels,
+        time_from="now-24h",
+        refresh="1m",
+    )
+
+
+def build_all() -> dict[str, dict[str, Any]]:
+    """File stem -> dashboard JSON model, in menu order."""
+    return {
+        "fleet-overview": fleet_overview(),
+        "compare": compare(),
+        "trends": trends(),
+        "run-detail": run_detail(),
+        "accuracy-vs-cost": accuracy_vs_cost(),
+        "fleet-health": fleet_health(),
+    }
+
+
+__all__ = ["build_all", "query_variable", "regex_filter"]
