@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from edgebench.agent.errors import run_cli
+from edgebench.collector.grafana.cli import app as grafana_app
 
 PROG = "edgebench-collector"
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(grafana_app, name="grafana")
 
 ConfigOpt = Annotated[
     Path | None,
