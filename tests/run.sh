@@ -34,7 +34,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   done
 fi
 
-EDGEBENCH_EXTRAS=test bash install.sh
+EDGEBENCH_EXTRAS=test EDGEBENCH_CONVERTER=1 bash install.sh
+# torch -> .tflite conversion for the LiteRT tests runs in the converter environment (see install.sh).
+export EDGEBENCH_LITERT_PYTHON="$PWD/.venv-litert/bin/python"
 .venv/bin/ruff check .
 # Tests never touch the network or the user's stores.
 export HF_HUB_OFFLINE=1
