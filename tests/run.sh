@@ -8,9 +8,11 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # System packages the tests use: libsndfile (audio I/O); the servers the streaming tests start on free
 # loopback ports (tests/servers.py): mosquitto (+ mosquitto_passwd, clients), InfluxDB 1.x,
-# VictoriaMetrics, openssl for the broker's test CA. (espeak-ng + sox only regenerate the built-in set.)
-pkgs=(libsndfile1 mosquitto mosquitto-clients influxdb victoria-metrics openssl)
-services=(mosquitto influxdb victoria-metrics)
+# VictoriaMetrics, openssl for the broker's test CA; openssh-server (sshd of the test device the Ansible
+# tests start in a network namespace), powertop and iproute2 (what the agent role expects on a device).
+# (espeak-ng + sox only regenerate the built-in set.)
+pkgs=(libsndfile1 mosquitto mosquitto-clients influxdb victoria-metrics openssl openssh-server powertop iproute2)
+services=(mosquitto influxdb victoria-metrics ssh)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
