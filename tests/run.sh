@@ -12,7 +12,7 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # tests start in a network namespace), powertop and iproute2 (what the agent role expects on a device).
 # (espeak-ng + sox only regenerate the built-in set.)
 pkgs=(libsndfile1 mosquitto mosquitto-clients influxdb victoria-metrics openssl openssh-server powertop iproute2)
-services=(mosquitto influxdb victoria-metrics ssh)
+services=(mosquitto:mosquitto influxdb:influxdb victoria-metrics:victoria-metrics openssh-server:ssh)  # package:service
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -29,8 +29,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   if [ -n "$added_policy" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
   # Belt and braces, only for services this run installed (never stop a server someone runs on purpose).
-  for s in "${services[@]}"; do
-    if [[ " ${missing[*]} " == *" $s "* ]]; then
+  for entry in "${services[@]}"; do
+    pkg=${entry%%:*} s=${entry#*:}
+    if [[ " ${missing[*]} " == *" $pkg "* ]]; then
       $SUDO systemctl disable --now "$s" >/dev/null 2>&1 || $SUDO service "$s" stop >/dev/null 2>&1 || true
     fi
   done
