@@ -1,0 +1,37 @@
+"""``edgebench-agent export``: export a model once (cached) and print where the files are and their size."""
+
+from __future__ import annotations
+
+from edgebench.agent.errors import EdgebenchError
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 1e6:.1f} MB"
+
+
+def export_command(
+    model: str, to: str, quantize: str | None, precision: str, weights: str | None, seed: int
+) -> None:
+    from rich.console import Console
+
+    from edgebench.agent.export.base import ExportOptions
+    from edgebench.agent.export.pipeline import TARGETS, export_model
+    from edgebench.models.registry import resolve
+
+    if to not in TARGETS:
+        raise EdgebenchError(f"--to {to}: use {' or '.join(TARGETS)}")
+    if quantize is not None and quantize != "int8":
+        raise EdgebenchError(f"--quantize {quantize}: only int8 is supported")
+    if precision not in ("fp32", "fp16"):
+        raise EdgebenchError(f"--precision {precision}: use fp32 or fp16 (int8 is --quantize int8)")
+    spec = resolve(model)
+    options = ExportOptions(target=to, precision=precision, quantize=quantize, weights=weights, seed=seed)  # type: ignore[arg-type]
+    err = Console(stderr=True)
+    with err.status(f"exporting {spec.name} to {to} (first time only; cached afterwards)"):
+        artifact = export_model(spec, options)
+    out = Console(highlight=False, soft_wrap=True)
+    state = "reused from cache" if artifact.reused else "exported"
+    out.print(f"{spec.name} -> {to} ({options.quantize or options.precision}): {state}")
+    out.print(f"{artifact.directory}  {_size(artifact.size_bytes)} on disk")
+    for name, path in sorted(artifact.files.items()):
+        out.print(f"  {name:<18} {path.name:<28} {_size(path.stat().st_size)}")

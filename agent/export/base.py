@@ -1,0 +1,43 @@
+"""What an export produces, shared by every exporter (ONNX, TFLite) and the runtimes that load it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ExportTarget = Literal["onnx", "tflite"]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Everything that changes the exported files (and therefore the cache key)."""
+
+    target: ExportTarget
+    precision: str = "fp32"
+    """fp32 or fp16 (weights stored in half precision)."""
+    quantize: str | None = None
+    """None or 'int8' (dynamic-range quantisation of the weights)."""
+    weights: str | None = None
+    """The --weights the torch model was loaded from (None: the model's default source)."""
+    seed: int = 0
+    """Seed of untrained (random) hybrid weights: a different seed is a different model."""
+
+
+@dataclass
+class ExportArtifact:
+    """Files of one exported model, by component name ('encoder', 'decoder', 'ctc_head', ...)."""
+
+    model: str
+    options: ExportOptions
+    directory: Path
+    files: dict[str, Path]
+    reused: bool = False
+    """True when the artifact came from the cache instead of being exported now."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Exporter-specific facts the runtime needs (input/output names, KV-cache layout, ...)."""
+
+    @property
+    def size_bytes(self) -> int:
+        """Size on disk of every file of the artifact (what a device has to store)."""
+        return sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())

@@ -1,0 +1,28 @@
+"""One entry point for every export target, cached: what ``export`` and the runtimes call."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from edgebench.agent.errors import EdgebenchError
+from edgebench.agent.export.cache import cached_export
+
+if TYPE_CHECKING:
+    from edgebench.agent.export.base import ExportArtifact, ExportOptions, ExportTarget
+    from edgebench.models.spec import ModelSpec
+
+TARGETS: tuple[ExportTarget, ...] = ("onnx", "tflite")
+
+
+def export_model(spec: ModelSpec, options: ExportOptions) -> ExportArtifact:
+    """The exported files for ``spec`` under ``options``: from the cache, or exported now (and cached)."""
+    if options.target == "onnx":
+        from edgebench.agent.export.onnx import check_options, export_onnx
+
+        check_options(options)  # before hashing weights or loading anything
+        return cached_export(spec, options, export_onnx)
+    if options.target == "tflite":
+        from edgebench.agent.export.tflite import export_tflite
+
+        return cached_export(spec, options, export_tflite)
+    raise EdgebenchError(f"unknown export target '{options.target}': use {' or '.join(TARGETS)}")

