@@ -92,6 +92,10 @@ def model_names() -> list[str]:
 
 def resolve(name: str) -> ModelSpec:
     """Resolve a user-typed model name; unknown names get a one-line error with close suggestions."""
+    from edgebench.models.hf.spec import hf_spec, is_hf_name
+
+    if is_hf_name(name):  # hf:<hub-id-or-path>: case-sensitive, resolved from disk (models/hf/spec.py)
+        return hf_spec(name)
     key = name.strip().lower()
     if key in _WHISPER:
         return _whisper_spec(key)
@@ -115,6 +119,10 @@ def load_torch_model(
     beam_size: int = 4,
 ) -> TorchAsrModel:
     """Load ``spec`` as a PyTorch model (imports torch and the family's libraries lazily)."""
+    if "hf_path" in spec.options:  # an hf: name
+        from edgebench.models.hf.loader import load_hf
+
+        return load_hf(spec, weights, seed=seed)
     if spec.family == "whisper":
         from edgebench.agent.errors import require
 

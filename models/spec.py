@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Family = Literal["whisper", "hybrid"]
+Family = Literal["whisper", "hybrid", "causal-lm"]
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,20 @@
 Every model is fed 16 kHz mono float32, so the loader normalises here, once, instead of each runtime
 doing it (and timing it) differently: stereo is averaged to mono and other sample rates are resampled.
 
-A user folder holds audio files (``.wav``, ``.flac``, ``.ogg``, ``.mp3``: whatever soundfile reads) and
-their reference transcripts, either in a ``transcripts.tsv`` (``id<TAB>file<TAB>voice<TAB>text`` with a
-header line; ``voice`` and ``id`` are optional, ``id`` defaulting to the file stem) or as sidecar
-``NAME.txt`` files next to ``NAME.wav``. Every problem a user can cause (missing folder, no audio,
-corrupt file, missing transcript, unsupported sample rate) is an :class:`EdgebenchError` whose one-line
-message names the offending file, because the CLI prints only that line.
+Three folder layouts are read (``docs/datasets.md``):
+
+- a flat folder of audio files (``.wav``, ``.flac``, ``.ogg``, ``.mp3``: whatever soundfile reads) with a
+  ``transcripts.tsv`` (header line; columns ``file`` and ``text``, optional ``id`` and ``voice``; or just
+  ``id`` and ``text``, the audio file then being the one whose stem is the id);
+- the same folder with sidecar ``NAME.txt`` files next to ``NAME.wav``;
+- the LibriSpeech layout (``SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt`` with ``ID TEXT`` lines beside
+  ``ID.flac``), recognised by its ``*.trans.txt`` files, so ``--dataset .../LibriSpeech/test-clean`` works.
+
+The folder is indexed first (ids, paths, texts) and audio is decoded only for the utterances kept, so a
+``limit`` (a seeded random sample, kept in dataset order) costs only what it reads: 20 utterances of
+test-clean do not decode all 2620. Every problem a user can cause (missing folder, no audio, corrupt
+file, missing transcript, unsupported sample rate) is an :class:`EdgebenchError` whose one-line message
+names the offending file, because the CLI prints only that line.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ from __future__ import annotations
 import csv
 import importlib.resources
 import logging
-from collections.abc import Iterator
+import random
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +40,7 @@ logger = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 TRANSCRIPTS_FILE = "transcripts.tsv"
+LIBRISPEECH_GLOB = "*.trans.txt"
 BUILTIN = "builtin"
 
 
@@ -55,15 +65,45 @@ class Utterance:
         return self.audio.shape[0] / SAMPLE_RATE
 
 
-def load_dataset(source: str = BUILTIN) -> list[Utterance]:
-    """Load ``"builtin"`` (the packaged synthetic set) or a directory of audio files with transcripts.
+@dataclass(frozen=True)
+class Entry:
+    """An indexed utterance whose audio has not been decoded yet."""
 
-    Utterances come back sorted by file name so runs are reproducible and results line up across devices.
+    id: str
+    path: Path
+    text: str
+
+
+def load_dataset(source: str = BUILTIN, *, limit: int | None = None, seed: int = 0) -> list[Utterance]:
+    """Load ``"builtin"`` (the packaged synthetic set) or a directory in one of the documented layouts.
+
+    Utterances come back sorted by file path so runs are reproducible and results line up across devices.
+    ``limit`` keeps a random sample of that many utterances drawn with ``seed`` (same seed and folder:
+    the same utterances on every machine), still in dataset order; only those are decoded.
     """
+    if limit is not None and limit < 1:
+        raise EdgebenchError(f"--limit must be >= 1 (got {limit})")
     if source == BUILTIN:
         with _builtin_dir() as directory:
-            return _load_directory(directory)
-    return _load_directory(Path(source).expanduser())
+            return read_entries(sample(index_dataset(directory), limit, seed))
+    return read_entries(sample(index_dataset(Path(source).expanduser()), limit, seed))
+
+
+def sample(entries: list[Entry], limit: int | None, seed: int) -> list[Entry]:
+    """``limit`` entries drawn uniformly with ``random.Random(seed)``, returned in their original order.
+
+    ``random.Random`` with an integer seed draws the same sample on every platform, which is what makes
+    ``--limit 100 --seed 0`` the same 100 utterances on a Pi and on a laptop.
+    """
+    if limit is None or limit >= len(entries):
+        return entries
+    keep = sorted(random.Random(seed).sample(range(len(entries)), limit))
+    return [entries[i] for i in keep]
+
+
+def read_entries(entries: list[Entry]) -> list[Utterance]:
+    """Decode the audio of indexed entries."""
+    return [Utterance(id=e.id, audio=read_audio(e.path), text=e.text, path=e.path) for e in entries]
 
 
 @contextmanager
@@ -78,7 +118,8 @@ def _builtin_dir() -> Iterator[Path]:
         yield Path(path)
 
 
-def _load_directory(directory: Path) -> list[Utterance]:
+def index_dataset(directory: Path) -> list[Entry]:
+    """Ids, audio paths and transcripts of a dataset folder, sorted by path; no audio is decoded."""
     if not directory.exists():
         raise EdgebenchError(
             f"Dataset directory {directory} does not exist (use 'builtin' or a folder of audio files)"
@@ -87,11 +128,16 @@ def _load_directory(directory: Path) -> list[Utterance]:
         raise EdgebenchError(
             f"Dataset {directory} is not a directory (use 'builtin' or a folder of audio files)"
         )
-
     tsv = directory / TRANSCRIPTS_FILE
-    listed = _read_transcripts_tsv(tsv) if tsv.is_file() else {}
+    if not tsv.is_file() and next(directory.rglob(LIBRISPEECH_GLOB), None) is not None:
+        return _index_librispeech(directory)
+    return _index_flat(directory, tsv)
 
+
+def _index_flat(directory: Path, tsv: Path) -> list[Entry]:
+    """A flat folder: ``transcripts.tsv`` and/or sidecar ``.txt`` files."""
     files = {p.resolve(): p for p in directory.iterdir() if _is_audio(p)}
+    listed = _read_transcripts_tsv(tsv, list(files.values())) if tsv.is_file() else {}
     for rel in listed:
         path = directory / rel
         if not path.is_file():
@@ -99,25 +145,77 @@ def _load_directory(directory: Path) -> list[Utterance]:
         files.setdefault(path.resolve(), path)
     if not files:
         raise EdgebenchError(
-            f"Dataset directory {directory} contains no audio files ({', '.join(AUDIO_EXTENSIONS)})"
+            f"Dataset directory {directory} contains no audio files ({', '.join(AUDIO_EXTENSIONS)}) "
+            f"and no LibriSpeech {LIBRISPEECH_GLOB} transcripts"
         )
 
     by_resolved = {(directory / rel).resolve(): entry for rel, entry in listed.items()}
-    utterances: list[Utterance] = []
-    seen: dict[str, Path] = {}
+    entries: list[Entry] = []
     for path in sorted(files.values(), key=lambda p: p.relative_to(directory).as_posix()):
-        entry = by_resolved.get(path.resolve())
-        if entry is not None:
-            utt_id, text = entry
+        listed_entry = by_resolved.get(path.resolve())
+        if listed_entry is not None:
+            utt_id, text = listed_entry
         else:
             utt_id, text = path.stem, _read_sidecar(path, tsv)
-        if not text:
-            raise EdgebenchError(f"The transcript for {path} is empty")
-        if utt_id in seen:
-            raise EdgebenchError(f"Duplicate utterance id {utt_id!r}: {seen[utt_id]} and {path}")
-        seen[utt_id] = path
-        utterances.append(Utterance(id=utt_id, audio=_read_audio(path), text=text, path=path))
-    return utterances
+        entries.append(Entry(utt_id, path, text))
+    return _checked(entries)
+
+
+def _index_librispeech(directory: Path) -> list[Entry]:
+    """LibriSpeech: every ``*.trans.txt`` holds ``ID TEXT`` lines for the ``ID.flac`` files beside it.
+
+    Audio files in those chapter folders that no transcript lists are an error rather than skipped: a
+    half-copied corpus would otherwise be measured silently as a smaller one.
+    """
+    entries: list[Entry] = []
+    listed: set[Path] = set()
+    chapters: set[Path] = set()
+    for trans in sorted(directory.rglob(LIBRISPEECH_GLOB)):
+        chapters.add(trans.parent)
+        try:
+            lines = trans.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as exc:
+            raise EdgebenchError(f"{trans} is not UTF-8 text ({exc.reason})") from exc
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            utt_id, _, text = line.strip().partition(" ")
+            path = _audio_for_id(trans.parent, utt_id)
+            if path is None:
+                raise EdgebenchError(
+                    f"{trans} line {number} names {utt_id}, but {trans.parent} has no {utt_id}.flac"
+                )
+            listed.add(path.resolve())
+            entries.append(Entry(utt_id, path, " ".join(text.split())))
+    for chapter in sorted(chapters):
+        for path in sorted(chapter.iterdir()):
+            if _is_audio(path) and path.resolve() not in listed:
+                raise EdgebenchError(
+                    f"No transcript for {path}: add a line '{path.stem} TEXT' to the "
+                    f"{LIBRISPEECH_GLOB} file in {chapter}"
+                )
+    entries.sort(key=lambda e: e.path.relative_to(directory).as_posix())
+    return _checked(entries)
+
+
+def _audio_for_id(folder: Path, utt_id: str) -> Path | None:
+    for ext in AUDIO_EXTENSIONS:
+        path = folder / f"{utt_id}{ext}"
+        if path.is_file():
+            return path
+    return None
+
+
+def _checked(entries: list[Entry]) -> list[Entry]:
+    """Empty transcripts and duplicate ids are errors whatever the layout."""
+    seen: dict[str, Path] = {}
+    for entry in entries:
+        if not entry.text:
+            raise EdgebenchError(f"The transcript for {entry.path} is empty")
+        if entry.id in seen:
+            raise EdgebenchError(f"Duplicate utterance id {entry.id!r}: {seen[entry.id]} and {entry.path}")
+        seen[entry.id] = entry.path
+    return entries
 
 
 def _is_audio(path: Path) -> bool:
@@ -125,28 +223,44 @@ def _is_audio(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith(".")
 
 
-def _read_transcripts_tsv(tsv: Path) -> dict[str, tuple[str, str]]:
-    """Map each listed file (relative path as written) to ``(id, text)``."""
+def _read_transcripts_tsv(tsv: Path, audio_files: Iterable[Path]) -> dict[str, tuple[str, str]]:
+    """Map each listed file (relative path as written) to ``(id, text)``.
+
+    Without a ``file`` column the ``id`` names the audio file by its stem (``utt01`` -> ``utt01.flac``),
+    the shortest form people write by hand.
+    """
+    by_stem: dict[str, Path] = {}
+    for path in audio_files:
+        by_stem.setdefault(path.stem, path)
     try:
         with tsv.open(encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
             columns = reader.fieldnames or []
-            missing = [c for c in ("file", "text") if c not in columns]
+            key = "file" if "file" in columns else "id"
+            missing = [c for c in (key, "text") if c not in columns]
             if missing:
                 raise EdgebenchError(
-                    f"{tsv} lacks column(s) {', '.join(missing)}; "
-                    "expected a header line 'id<TAB>file<TAB>voice<TAB>text'"
+                    f"{tsv} lacks column(s) {', '.join(missing)}; expected a header line "
+                    "'id<TAB>file<TAB>voice<TAB>text' or 'id<TAB>text'"
                 )
             entries: dict[str, tuple[str, str]] = {}
             for row in reader:
-                # DictReader already skips blank lines, so a row without a file name is a real mistake.
-                name = (row.get("file") or "").strip()
+                # DictReader already skips blank lines, so a row without a name is a real mistake.
+                name = (row.get(key) or "").strip()
                 text = (row.get("text") or "").strip()
                 if not name:
-                    raise EdgebenchError(f"{tsv} line {reader.line_num} has no file name")
+                    raise EdgebenchError(f"{tsv} line {reader.line_num} has no {key}")
+                if key == "id":
+                    utt_id = name
+                    if name not in by_stem:
+                        raise EdgebenchError(
+                            f"{tsv} line {reader.line_num}: no audio file named {name}.* in {tsv.parent}"
+                        )
+                    name = by_stem[name].name
+                else:
+                    utt_id = (row.get("id") or "").strip() or Path(name).stem
                 if name in entries:
                     raise EdgebenchError(f"{tsv} lists {name} twice")
-                utt_id = (row.get("id") or "").strip() or Path(name).stem
                 entries[name] = (utt_id, text)
     except UnicodeDecodeError as exc:
         raise EdgebenchError(f"{tsv} is not UTF-8 text ({exc.reason})") from exc
@@ -164,7 +278,7 @@ def _read_sidecar(audio: Path, tsv: Path) -> str:
         raise EdgebenchError(f"Transcript {sidecar} is not UTF-8 text ({exc.reason})") from exc
 
 
-def _read_audio(path: Path) -> np.ndarray:
+def read_audio(path: Path) -> np.ndarray:
     """Read, downmix to mono, resample to 16 kHz; return a read-only contiguous float32 array."""
     try:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
@@ -174,29 +288,30 @@ def _read_audio(path: Path) -> np.ndarray:
         raise EdgebenchError(f"Audio file {path} contains no samples")
     audio = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if rate != SAMPLE_RATE:
-        audio = _resample(audio, rate, path)
+        audio = resample(audio, rate, SAMPLE_RATE, f"Audio {path} is {rate} Hz")
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     audio.setflags(write=False)
     return audio
 
 
-def _resample(audio: np.ndarray, rate: int, path: Path) -> np.ndarray:
-    """Resample to 16 kHz with soxr (light, and what librosa uses by default) or librosa.
+def resample(audio: np.ndarray, rate: float, target: float, what: str) -> np.ndarray:
+    """Resample from ``rate`` to ``target`` Hz with soxr (light, and what librosa uses by default) or
+    librosa. Rates may be fractional: speed perturbation resamples from ``16000 * factor``.
 
     No home-grown fallback: a naive resampler aliases, and that would show up as a WER difference that
-    has nothing to do with the model or the device.
+    has nothing to do with the model or the device. ``what`` starts the error when neither is installed.
     """
     try:
         import soxr
     except ImportError:
         pass
     else:
-        return soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
+        return soxr.resample(audio, rate, target, quality="HQ")
     try:
         import librosa
     except ImportError:
         raise EdgebenchError(
-            f"Audio {path} is {rate} Hz; install 'edgebench[librosa]' to resample it or convert it to "
+            f"{what}; install 'edgebench[librosa]' to resample it or convert it to "
             f"{SAMPLE_RATE} Hz (e.g. sox in.wav -r {SAMPLE_RATE} out.wav)"
         ) from None
-    return librosa.resample(audio, orig_sr=rate, target_sr=SAMPLE_RATE)
+    return librosa.resample(audio, orig_sr=rate, target_sr=target)
