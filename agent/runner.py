@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import edgebench.agent as _agent
 from edgebench.agent.results.schema import LoadResult, MemoryResult, ResultDocument, RunConfig, SysInfo
@@ -23,6 +24,10 @@ from edgebench.agent.trackers.memory import MemoryTracker
 from edgebench.models.frontend.logmel import LogMelFrontend
 from edgebench.models.registry import resolve
 
+if TYPE_CHECKING:
+    from edgebench.agent.datasets.perturb import Perturbation
+    from edgebench.agent.power.monitor import RunMonitor
+
 
 @dataclass
 class RunSettings:
@@ -30,6 +35,8 @@ class RunSettings:
     rule: StoppingRule
     dataset_name: str
     threads: int | None = None
+    ort_opt_level: str = "all"
+    """onnxruntime graph optimisation level (disabled/basic/extended/all); other runtimes ignore it."""
     frontend: str = "auto"
     weights: str | None = None
     seed: int = 0
@@ -40,6 +47,21 @@ class RunSettings:
     host's MQTT username/ACL (the collector rejects documents whose host differs from the topic)."""
     run_id: str | None = None
     """Set by callers that announce the run (MQTT status) before the first result exists."""
+    power_source: str = "none"
+    """--power-source: auto, none, a source name, command:CMD or replay:PATH (agent/power/detect.py).
+    The CLI defaults to auto; programmatic callers opt in."""
+    idle_seconds: float = 2.0
+    """Idle baseline measured before the sweep (0: none, so no net energy)."""
+    power_rate_hz: float | None = None
+    """Power sampling rate (default: the source's native rate, at least 10 Hz)."""
+    dataset_limit: int | None = None
+    """--limit: the dataset is a seeded sample of this many utterances (``seed`` draws it)."""
+    perturbation: Perturbation | None = None
+    """--noise-snr / --speed applied to the dataset by the caller; recorded in every result's config."""
+    torch_mode: str = "eager"
+    attn_impl: str | None = None
+    amp: bool = False
+    """torch variants (agent/runtimes/torch_variants.py); other runtimes refuse them (checked by the CLI)."""
 
 
 class Progress:
@@ -74,8 +96,25 @@ def _validate(settings: RunSettings) -> None:
                     f"{spec.name} generates at most 448 tokens including the prompt; "
                     f"--new-tokens {max(sweep.new_tokens)} is too many"
                 )
+        elif spec.family == "causal-lm":  # hf:<causal LM>: token ids in, no audio, torch only
+            if "transcribe" in sweep.scenarios:
+                raise EdgebenchError(
+                    f"{spec.name} is a language model: use --scenario load,forward,generate (not transcribe)"
+                )
+            if sweep.ctc_weights:
+                raise EdgebenchError(
+                    f"--ctc-weight applies only to hybrid CTC/attention models, not {spec.name}"
+                )
+            if set(sweep.runtimes) - {"torch"}:
+                raise EdgebenchError(f"{spec.name} (an hf: language model) runs on --runtime torch only")
     for runtime in sweep.runtimes:
-        runtime_class(runtime)  # unknown runtime / missing extra
+        session_class = runtime_class(runtime)  # unknown runtime / missing extra
+        for name in sweep.models:  # combinations a runtime is known not to run, before any loading
+            spec = resolve(name)
+            for point in sweep.points(spec.family == "hybrid"):
+                reason = session_class.unsupported(spec, point.scenario, point.ctc_weight)
+                if reason:
+                    raise EdgebenchError(reason)
 
 
 def run_sweep(
@@ -84,11 +123,33 @@ def run_sweep(
     sysinfo_factory: Callable[[str | None], SysInfo],
     progress: Progress | None = None,
 ) -> Iterator[ResultDocument]:
-    """Yield one result document per measured point, in order. ``seq`` numbers them within the run."""
-    import uuid
+    """Yield one result document per measured point, in order. ``seq`` numbers them within the run.
+
+    Energy and telemetry are sampled for the whole sweep by one :class:`RunMonitor`, opened (idle
+    baseline included) before any model is loaded and closed however the sweep ends."""
+    from edgebench.agent.power.monitor import RunMonitor
 
     _validate(settings)
     progress = progress or Progress()
+    monitor = RunMonitor(settings.power_source, settings.idle_seconds, settings.power_rate_hz)
+    if settings.power_source != "none":
+        progress.status(f"power source: {settings.power_source}, idle baseline")
+    monitor.start()
+    try:
+        yield from _run_sweep(settings, dataset, sysinfo_factory, progress, monitor)
+    finally:
+        monitor.close()
+
+
+def _run_sweep(
+    settings: RunSettings,
+    dataset: list,
+    sysinfo_factory: Callable[[str | None], SysInfo],
+    progress: Progress,
+    monitor: RunMonitor,
+) -> Iterator[ResultDocument]:
+    import uuid
+
     run_id = settings.run_id or str(uuid.uuid4())
     frontend_cache: dict[int, LogMelFrontend] = {}
     seq = 0
@@ -102,6 +163,10 @@ def run_sweep(
             weights=settings.weights,
             seed=settings.seed,
             beam_size=settings.beam_size,
+            ort_opt_level=settings.ort_opt_level,
+            torch_mode=settings.torch_mode,
+            attn_impl=settings.attn_impl,
+            amp=settings.amp,
         )
         progress.status(f"loading {spec.name} on {runtime}/{precision}/{device}")
         session = runtime_class(runtime)(spec, options, frontend)
@@ -117,9 +182,15 @@ def run_sweep(
                     label, None if point.scenario == "load" else settings.rule.min_iterations
                 )
                 if point.scenario == "load":
+                    window = monitor.window()
                     output, memory = _measure_load(session, dataset, load_timer.elapsed_s)
+                    energy, telemetry, monitor_warnings = monitor.finish(window, None)
+                    output.fields.update(energy=energy, telemetry=telemetry)
+                    output.warnings.extend(monitor_warnings)
                 else:
-                    ctx = ScenarioContext(session, settings.rule, dataset, on_iteration=progress.iteration)
+                    ctx = ScenarioContext(
+                        session, settings.rule, dataset, on_iteration=progress.iteration, monitor=monitor
+                    )
                     session.memory_peak_reset()
                     with MemoryTracker() as tracker:
                         output = run_point(ctx, point)
@@ -161,6 +232,29 @@ def _label(model: str, runtime: str, precision: str, device: str, p: Point) -> s
     return " ".join(parts)
 
 
+def _torch_variant_config(session: RuntimeSession) -> dict[str, object]:
+    """torch_mode / attn_impl / amp for torch sessions (None elsewhere: not applicable)."""
+    if session.name != "torch":
+        return {}
+    o = session.options
+    return {"torch_mode": o.torch_mode, "attn_impl": o.attn_impl, "amp": o.amp}
+
+
+def _dataset_config(settings: RunSettings) -> dict[str, object]:
+    """Sampling and perturbation fields of RunConfig; the seed only where it changed the data."""
+    p = settings.perturbation
+    fields: dict[str, object] = {"dataset_limit": settings.dataset_limit}
+    if p is not None and p.active:
+        fields.update(
+            noise_snr_db=p.noise_snr_db,
+            noise=p.noise if p.noise_snr_db is not None else None,
+            speed=p.speed if p.speed != 1.0 else None,
+        )
+    if settings.dataset_limit is not None or (p is not None and p.noise_snr_db is not None):
+        fields["dataset_seed"] = settings.seed
+    return fields
+
+
 def _document(
     settings: RunSettings,
     session: RuntimeSession,
@@ -173,6 +267,7 @@ def _document(
     seq: int,
 ) -> ResultDocument:
     scenario = point.scenario
+    lm = session.spec.family == "causal-lm"  # hf: language model: a prompt of token ids, no audio
     config = RunConfig(
         model=model_name,
         runtime=session.name,
@@ -180,12 +275,15 @@ def _document(
         device=session.device,
         scenario=scenario,  # type: ignore[arg-type]
         batch_size=point.batch_size,
-        audio_seconds=point.audio_seconds if scenario in ("forward", "generate") else None,
+        audio_seconds=point.audio_seconds if scenario in ("forward", "generate") and not lm else None,
+        prompt_tokens=session.spec.options.get("prompt_tokens") if lm and scenario != "load" else None,
         new_tokens=point.new_tokens if scenario == "generate" else None,
         ctc_weight=point.ctc_weight,
         threads=session.threads,
         frontend=session.frontend.backend,
         dataset=settings.dataset_name,
+        **_dataset_config(settings),
+        **_torch_variant_config(session),
     )
     warnings = [*session.warnings, *output.warnings]
     return ResultDocument(

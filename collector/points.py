@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # keep importing this module cheap for the CLI's --help
 INFERENCE = "inference"
 LATENCY_SAMPLE = "latency_sample"
 SYSINFO = "sysinfo"
+POWER_SAMPLE = "power_sample"
+TELEMETRY_SAMPLE = "telemetry_sample"
 
 
 def fmt_number(value: float | int) -> str:
@@ -45,6 +47,12 @@ def inference_tags(doc: ResultDocument) -> dict[str, str]:
         "input_seconds": fmt_number(c.audio_seconds) if c.audio_seconds is not None else None,
         "new_tokens": str(c.new_tokens) if c.new_tokens is not None else None,
         "ctc_weight": fmt_number(c.ctc_weight) if c.ctc_weight is not None else None,
+        # variants and robustness settings: only on results that used them, so other series keep their keys
+        "torch_mode": c.torch_mode,
+        "attn_impl": c.attn_impl,
+        "amp": "true" if c.amp else None,
+        "noise_snr_db": fmt_number(c.noise_snr_db) if c.noise_snr_db is not None else None,
+        "speed": fmt_number(c.speed) if c.speed is not None else None,
     }
     return {k: v for k, v in tags.items() if v not in (None, "")}
 
@@ -129,11 +137,26 @@ def inference_fields(doc: ResultDocument) -> dict[str, Any]:
     if doc.energy is not None:
         e = doc.energy
         fields["energy_source"] = e.source
+        fields["energy_kind"] = e.kind
         fields["energy_joules_total"] = _f(e.joules_total)
+        fields["energy_joules_net"] = _f(e.joules_net)
+        fields["energy_idle_w"] = _f(e.idle_w)
         fields["energy_joules_per_iteration"] = _f(e.joules_per_iteration)
+        fields["energy_joules_net_per_iteration"] = _f(e.joules_net_per_iteration)
+        fields["energy_joules_per_token"] = _f(e.joules_per_token)
+        fields["energy_joules_net_per_token"] = _f(e.joules_net_per_token)
+        fields["energy_joules_per_audio_s"] = _f(e.joules_per_audio_s)
+        fields["energy_joules_net_per_audio_s"] = _f(e.joules_net_per_audio_s)
         fields["energy_average_w"] = _f(e.average_w)
         fields["energy_peak_w"] = _f(e.peak_w)
+        fields["energy_window_s"] = _f(e.window_s)
         fields["energy_unavailable_reason"] = e.unavailable_reason
+    if doc.telemetry is not None:
+        tm = doc.telemetry
+        fields["temp_max_c"] = _f(tm.temp_max_c)
+        fields["cpu_freq_mhz"] = _f(tm.cpu_freq_mhz)
+        fields["throttled"] = tm.throttled
+        fields["nvpmodel"] = tm.nvpmodel
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -146,6 +169,28 @@ def latency_samples(doc: ResultDocument) -> list[float]:
     if doc.transcribe is not None:
         return [u.latency_s for u in doc.transcribe.per_utterance]
     return []
+
+
+def power_samples(doc: ResultDocument) -> list[tuple[int, dict[str, Any]]]:
+    """(timestamp ns, fields) of each ``power_sample`` point: the energy trace, stamped
+    ``trace_start_ns + round(t_s * 1e9)`` — a pure function of the document, so idempotent."""
+    e = doc.energy
+    if e is None or e.trace_start_ns is None:
+        return []
+    start = int(e.trace_start_ns)
+    return [(start + round(t * 1e9), {"watts": float(w), "t_s": float(t)}) for t, w in e.trace]
+
+
+def telemetry_samples(doc: ResultDocument) -> list[tuple[int, dict[str, Any]]]:
+    """(timestamp ns, fields) of each ``telemetry_sample`` point (None values are not written)."""
+    tm = doc.telemetry
+    if tm is None or tm.trace_start_ns is None:
+        return []
+    start = int(tm.trace_start_ns)
+    return [
+        (start + round(t * 1e9), {"temp_max_c": _f(temp), "cpu_freq_mhz": _f(freq), "t_s": float(t)})
+        for t, temp, freq in tm.trace
+    ]
 
 
 def sysinfo_fields(doc: ResultDocument) -> dict[str, Any]:
@@ -172,7 +217,8 @@ def sysinfo_fields(doc: ResultDocument) -> dict[str, Any]:
 
 
 def document_to_points(doc: ResultDocument) -> list[Point]:
-    """All points for one document: 1 ``inference``, 1 ``sysinfo`` and one ``latency_sample`` per iteration.
+    """All points for one document: 1 ``inference``, 1 ``sysinfo``, one ``latency_sample`` per iteration,
+    one ``power_sample`` per energy trace point and one ``telemetry_sample`` per telemetry trace point.
 
     ``latency_sample`` point *i* is stamped ``created_ns + i``: distinct within the series (InfluxDB would
     otherwise keep only the last) yet identical on every re-delivery.
@@ -196,6 +242,17 @@ def document_to_points(doc: ResultDocument) -> list[Point]:
             p.tag(k, v)
         p.field("latency_s", float(latency)).field("iteration", i)
         points.append(p.time(ts + i, WritePrecision.NS))
+
+    traces = ((POWER_SAMPLE, power_samples(doc)), (TELEMETRY_SAMPLE, telemetry_samples(doc)))
+    for measurement, samples in traces:
+        for stamp, fields in samples:
+            p = Point(measurement)
+            for k, v in tags.items():
+                p.tag(k, v)
+            for k, v in fields.items():
+                if v is not None:
+                    p.field(k, v)
+            points.append(p.time(stamp, WritePrecision.NS))
 
     info = Point(SYSINFO).tag("fleet", doc.fleet).tag("host", doc.host).tag("device_class", doc.device_class)
     for k, v in sysinfo_fields(doc).items():
@@ -304,6 +361,10 @@ def document_to_lines(doc: ResultDocument) -> list[str]:
             s = str(latency)
             fields = f"iteration={i}i,latency_s={s[:-2] if s.endswith('.0') else s}"
         lines.append(f"{LATENCY_SAMPLE}{tags}{fields} {ts + i}")
+    traces = ((POWER_SAMPLE, power_samples(doc)), (TELEMETRY_SAMPLE, telemetry_samples(doc)))
+    for measurement, samples in traces:
+        for stamp, fields in samples:
+            lines.append(format_line(measurement, tags, format_fields(fields), stamp))
     info_tags = format_tags({"fleet": doc.fleet, "host": doc.host, "device_class": doc.device_class})
     lines.append(format_line(SYSINFO, info_tags, format_fields(sysinfo_fields(doc)), ts))
     return [line for line in lines if line]

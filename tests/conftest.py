@@ -177,3 +177,63 @@ def collectors():  # type: ignore[no-untyped-def]
     for p in procs:
         if p.alive():
             p.terminate()
+
+
+# ------------------------------------------------------------------------------------------------
+# compare / report (tests/test_compare.py, tests/test_report.py): real runs in a store of their own,
+# shared by both modules. Slow (> 20 s): a 32-point lstm-ctc:tiny sweep, whisper-tiny.en transcription
+# of 1 clip in fp32 and int8, and a small second sweep exported and relabelled as host "pi5".
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def report_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``{"env", "sweep", "whisper", "pi5_json"}``: pass ``env`` to run_cli to use the
+    store; sweep/whisper are run ids; pi5_json is an exported results file of the second 'host'."""
+    import json
+
+    import soundfile as sf
+
+    from edgebench.agent.datasets.loader import load_dataset
+
+    base = tmp_path_factory.mktemp("report-runs")
+    env = {"EDGEBENCH_DATA_DIR": str(base / "store")}
+    fast = ["--min-iterations", "2", "--min-duration", "0", "--warmup", "1", "--no-publish", "--json"]
+    # no energy (not what these tests are about); 1 thread and beam 1 keep the runs cheap on shared cores
+    fast += ["--power-source", "none", "--threads", "1", "--beam-size", "1"]
+
+    def run(*args: str, store_env: dict[str, str]) -> list[dict]:
+        proc = run_cli("run", *args, *fast, env=store_env)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    clips = {n: base / f"clips{n}" for n in (1, 2)}
+    for n, folder in clips.items():
+        folder.mkdir()
+        for i, utt in enumerate(load_dataset("builtin")[:n]):
+            sf.write(folder / f"u{i}.wav", utt.audio, 16000)
+            (folder / f"u{i}.txt").write_text(utt.text)
+    sweep = run(
+        "--model", "lstm-ctc:tiny", "--precision", "fp32,int8", "--batch-size", "1,2",
+        "--audio-seconds", "1,2", "--new-tokens", "2,4", "--ctc-weight", "0,1",
+        "--dataset", str(clips[2]), store_env=env,
+    )  # fmt: skip
+    whisper = run(
+        "--model", "whisper-tiny.en", "--scenario", "transcribe", "--precision", "fp32,int8",
+        "--dataset", str(clips[1]), store_env=env,
+    )  # fmt: skip
+    pi5 = run(
+        "--model", "lstm-ctc:tiny", "--scenario", "forward,generate", "--batch-size", "1",
+        "--audio-seconds", "1,2", "--new-tokens", "2,4",
+        store_env={"EDGEBENCH_DATA_DIR": str(base / "pi5-store")},
+    )  # fmt: skip
+    for doc in pi5:  # what `results export --format json` on the Pi would give
+        doc["host"] = doc["sysinfo"]["hostname"] = "pi5"
+    pi5_json = base / "pi5.json"
+    pi5_json.write_text(json.dumps(pi5, indent=2))
+    return {
+        "env": env,
+        "sweep": sweep[0]["run_id"],
+        "whisper": whisper[0]["run_id"],
+        "pi5_json": pi5_json,
+    }

@@ -136,3 +136,107 @@ def test_fast_path_keeps_rejection_reasons(mutate, reason: str) -> None:  # type
     mutate(data)
     got = validate("edgebench/v1/lab/host1/result", json.dumps(data).encode())
     assert isinstance(got, Rejection) and got.reason == reason, got
+
+
+# ------------------------------------------------------------------ energy and telemetry (schema 1.1)
+
+
+def energy_doc(k: int = 3) -> ResultDocument:
+    from edgebench.agent.results.schema import EnergyResult, TelemetryResult
+
+    doc = make_doc(k)
+    start = doc.created_ns - 2_000_000_000
+    energy = EnergyResult(
+        source="rapl",
+        kind="measured",
+        rails=["package-0", "dram"],
+        sample_period_s=0.05,
+        samples=41,
+        window_s=2.0,
+        repeats=0,
+        idle_w=3.5,
+        joules_total=24.0,
+        joules_net=17.0,
+        joules_per_iteration=6.0,
+        joules_net_per_iteration=4.25,
+        joules_per_audio_s=0.6,
+        joules_net_per_audio_s=0.425,
+        average_w=12.0,
+        peak_w=15.5,
+        trace_start_ns=start,
+        trace=[(i * 0.05, 12.0 + (i % 3)) for i in range(41)],
+    )
+    telemetry = TelemetryResult(
+        temperatures_c={"x86_pkg_temp": 71.0},
+        temp_max_c=71.0,
+        cpu_freq_mhz=3100.5,
+        cpu_governor="performance",
+        throttled=False,
+        trace_start_ns=start,
+        trace=[(0.0, 70.0, 3100.0), (0.5, None, 3101.0), (1.0, 71.0, None), (1.5, None, None)],
+    )
+    return doc.model_copy(update={"energy": energy, "telemetry": telemetry})
+
+
+def test_energy_and_telemetry_fields_and_trace_points() -> None:
+    doc = energy_doc()
+    again = ResultDocument.model_validate_json(payload(doc))
+    assert again.schema_version == "1.1"
+    for d in (doc, again):
+        assert document_to_lines(d) == document_to_lines_via_point(d)
+    lines = document_to_lines(again)
+    inference = lines[0]
+    assert inference.startswith("inference,")
+    for field in (
+        'energy_source="rapl"',
+        'energy_kind="measured"',
+        "energy_joules_total=24",
+        "energy_joules_net=17",
+        "energy_idle_w=3.5",
+        "energy_joules_per_iteration=6",
+        "energy_joules_net_per_iteration=4.25",
+        "energy_joules_per_audio_s=0.6",
+        "energy_average_w=12",
+        "energy_peak_w=15.5",
+        "temp_max_c=71",
+        "cpu_freq_mhz=3100.5",
+        "throttled=false",
+    ):
+        assert field in inference.split(" ")[1].split(","), field
+    assert "energy_joules_per_token" not in inference and "energy_unavailable_reason" not in inference
+    power = [line for line in lines if line.startswith("power_sample,")]
+    assert len(power) == 41
+    assert power[1].endswith(f" {doc.energy.trace_start_ns + 50_000_000}")  # type: ignore[union-attr]
+    assert " t_s=0.05,watts=13 " in power[1]
+    tele = [line for line in lines if line.startswith("telemetry_sample,")]
+    assert len(tele) == 4  # a point keeps t_s even when the sensors have nothing
+    assert " cpu_freq_mhz=3101,t_s=0.5 " in tele[1] and " t_s=1.5 " in tele[3]
+    assert tele[0].split(" ")[0] == power[0].split(" ")[0].replace("power_sample", "telemetry_sample")
+
+
+def test_unavailable_energy_is_absent_not_zero() -> None:
+    from edgebench.agent.results.schema import EnergyResult
+
+    doc = make_doc(4).model_copy(
+        update={"energy": EnergyResult(unavailable_reason="no power source found on this device (…)")}
+    )
+    (inference,) = [line for line in document_to_lines(doc) if line.startswith("inference,")]
+    assert 'energy_unavailable_reason="no power source found on this device (…)"' in inference
+    assert "energy_joules" not in inference and "energy_average_w" not in inference
+    assert not [line for line in document_to_lines(doc) if line.startswith("power_sample")]
+    assert document_to_lines(doc) == document_to_lines_via_point(doc)
+
+
+def test_variant_tags_only_on_results_that_used_them() -> None:
+    from edgebench.collector.points import inference_tags
+
+    plain = make_doc(1, scenario="forward")
+    assert not {"torch_mode", "attn_impl", "amp", "noise_snr_db", "speed"} & set(inference_tags(plain))
+    varied = plain.model_copy(deep=True)
+    varied.config.torch_mode, varied.config.amp, varied.config.speed = "compile", True, 1.10
+    varied.config.noise_snr_db = 10.0
+    tags = inference_tags(varied)
+    got = (tags["torch_mode"], tags["amp"], tags["speed"], tags["noise_snr_db"])
+    assert got == ("compile", "true", "1.1", "10")
+    # both code paths (fast formatter and influxdb-client Point) agree on the new tags too
+    assert document_to_lines(varied) == document_to_lines_via_point(varied)

@@ -21,6 +21,10 @@ app = typer.Typer(
 )
 results_app = typer.Typer(help="Browse and export results from the local store.", no_args_is_help=True)
 app.add_typer(results_app, name="results")
+power_app = typer.Typer(
+    help="Power sources on this device: what is available, live watts.", no_args_is_help=True
+)
+app.add_typer(power_app, name="power")
 
 PROG = "edgebench-agent"
 
@@ -30,7 +34,9 @@ def run(
     model: Annotated[
         str, typer.Option("--model", "-m", help="Model name(s), comma-separated (see `models`).")
     ],
-    runtime: Annotated[str, typer.Option(help="Runtime(s): torch.")] = "torch",
+    runtime: Annotated[
+        str, typer.Option(help="Runtime(s), comma list: torch, onnxruntime, litert, ctranslate2.")
+    ] = "torch",
     precision: Annotated[str, typer.Option(help="fp32, fp16 (cuda/mps), int8 (cpu), comma list.")] = "fp32",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps (comma list).")] = "auto",
     scenario: Annotated[
@@ -46,9 +52,35 @@ def run(
         str | None, typer.Option(help="Hybrid models: 0 = attention, 1 = CTC, e.g. 0,0.3,1 (default 0.3).")
     ] = None,
     dataset: Annotated[
-        str, typer.Option(help="'builtin' or a directory of audio + transcripts.")
+        str,
+        typer.Option(
+            help="'builtin', a folder of audio + transcripts.tsv / .txt files, or a LibriSpeech folder "
+            "(see docs/datasets.md)."
+        ),
     ] = "builtin",
+    limit: Annotated[
+        int | None, typer.Option(help="Use a random sample of N utterances (drawn with --seed).")
+    ] = None,
+    noise_snr: Annotated[
+        float | None, typer.Option(help="Robustness: add noise at this SNR in dB (seeded by --seed).")
+    ] = None,
+    noise: Annotated[
+        str, typer.Option(help="Noise for --noise-snr: 'white' or an audio file (looped).")
+    ] = "white",
+    speed: Annotated[
+        float | None, typer.Option(help="Robustness: speed factor 0.5-2.0 (resampled, like sox speed).")
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: runtime's choice).")] = None,
+    ort_opt_level: Annotated[
+        str, typer.Option(help="onnxruntime graph optimisation: disabled, basic, extended, all.")
+    ] = "all",
+    torch_mode: Annotated[
+        str, typer.Option(help="torch: eager, compile (torch.compile), script (TorchScript trace, forward).")
+    ] = "eager",
+    attn_impl: Annotated[
+        str | None, typer.Option(help="torch, HF models: attention eager, sdpa or flash (CUDA + fp16).")
+    ] = None,
+    amp: Annotated[bool, typer.Option("--amp", help="torch: fp16 autocast (mixed precision, CUDA).")] = False,
     warmup: Annotated[int, typer.Option(help="Warm-up iterations before measuring.")] = 2,
     min_iterations: Annotated[int, typer.Option(help="Measure at least this many iterations.")] = 10,
     min_duration: Annotated[float, typer.Option(help="…and for at least this many seconds.")] = 1.0,
@@ -63,7 +95,9 @@ def run(
         str | None, typer.Option(help="Whisper: a Hugging Face model directory; hybrid: a state-dict file.")
     ] = None,
     beam_size: Annotated[int, typer.Option(help="Beam size for hybrid attention/joint decoding.")] = 4,
-    seed: Annotated[int, typer.Option(help="Seed for untrained (random) hybrid weights.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed for random (untrained) weights, --limit sampling and --noise-snr.")
+    ] = 0,
     fleet: Annotated[
         str | None, typer.Option(help="Fleet name recorded in results (default: config, else 'default').")
     ] = None,
@@ -84,6 +118,19 @@ def run(
     publish_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the broker's acknowledgements after the sweep.")
     ] = 15.0,
+    power_source: Annotated[
+        str,
+        typer.Option(
+            help="Energy: auto, none, rapl, nvml, jtop, hwmon[:CHIP], rpi-pmic, powertop, command:CMD, "
+            "replay:PATH (see `power probe`)."
+        ),
+    ] = "auto",
+    idle_seconds: Annotated[
+        float, typer.Option(help="Idle power baseline measured before the run (0 = none, no net energy).")
+    ] = 2.0,
+    power_rate: Annotated[
+        float | None, typer.Option(help="Power sampling rate in Hz (default: the source's, at least 10).")
+    ] = None,
 ) -> None:
     """Measure models on this device and print a table (and store the results locally).
 
@@ -166,6 +213,116 @@ def results_export(
     from edgebench.agent.cli.results_commands import export
 
     export(fmt, output, run_id)
+
+
+# --- compare / report (agent/report): shared selection options -----------------------------------------
+RunsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--run", metavar="ID", help="Local run id / unique prefix / 'last' (repeatable, comma lists ok)."
+    ),
+]
+LastOpt = Annotated[int | None, typer.Option("--last", metavar="N", help="The N most recent local runs.")]
+FromOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--from", metavar="FILE", help="Another host's `results export --format json` file (repeatable)."
+    ),
+]
+ModelFilterOpt = Annotated[
+    list[str] | None, typer.Option("--model", "-m", metavar="NAME", help="Only these models.")
+]
+ScenarioFilterOpt = Annotated[
+    list[str] | None, typer.Option("--scenario", metavar="NAME", help="Only these scenarios.")
+]
+
+
+@app.command()
+def compare(
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            "-b",
+            help="AXIS=VALUE: runtime=torch, precision=fp32, device=cpu, host=pi5 (default: automatic).",
+        ),
+    ] = None,
+    run_ids: RunsOpt = None,
+    last: LastOpt = None,
+    from_files: FromOpt = None,
+    model: ModelFilterOpt = None,
+    scenario: ScenarioFilterOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Speedup tables against a baseline, matching every other axis (across runs and hosts).
+
+    Without --run/--last the whole local store is used, unless --from files are given (then only them)."""
+    from edgebench.agent.cli.compare_command import compare_command, selection
+
+    compare_command(selection(run_ids, last, from_files, model, scenario), baseline, json_out)
+
+
+@app.command()
+def report(
+    out: Annotated[str, typer.Option("--out", "-o", help="Report folder (created).")] = "edgebench-report",
+    run_ids: RunsOpt = None,
+    last: LastOpt = None,
+    from_files: FromOpt = None,
+    model: ModelFilterOpt = None,
+    scenario: ScenarioFilterOpt = None,
+    baseline: Annotated[
+        str | None, typer.Option("--baseline", "-b", help="Also add a speedup table (AXIS=VALUE).")
+    ] = None,
+    title: Annotated[str, typer.Option(help="Report title.")] = "edgebench report",
+) -> None:
+    """Plots (PNG + SVG), the results table as SVG and an index.html linking them, in one folder.
+
+    Same selection as `compare`. Needs matplotlib (the edgebench extra named 'report')."""
+    from edgebench.agent.cli.compare_command import selection
+    from edgebench.agent.cli.report_command import report_command
+
+    report_command(selection(run_ids, last, from_files, model, scenario), out, baseline, title)
+
+
+@power_app.command("probe")
+def power_probe(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List every power source: available here (kind, rails, update period, watts now) or why not."""
+    from edgebench.agent.cli.power_commands import probe
+
+    probe(json_out)
+
+
+@power_app.command("watch")
+def power_watch(
+    source: Annotated[str, typer.Option("--source", help="Same choices as `run --power-source`.")] = "auto",
+    rate: Annotated[float | None, typer.Option(help="Samples per second (default: the source's).")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Stop after this long (default: Ctrl-C).")] = None,
+) -> None:
+    """Show live watts (total and per rail) until Ctrl-C."""
+    from edgebench.agent.cli.power_commands import watch
+
+    watch(source, rate, seconds)
+
+
+@app.command("export")
+def export_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `models`).")],
+    to: Annotated[str, typer.Option("--to", help="Target format: onnx or tflite.")],
+    quantize: Annotated[
+        str | None, typer.Option(help="int8: dynamic-range int8 weights (activations quantised per call).")
+    ] = None,
+    precision: Annotated[str, typer.Option(help="fp32, or fp16 (half-precision weights).")] = "fp32",
+    weights: Annotated[
+        str | None, typer.Option(help="Whisper: a Hugging Face directory; hybrid: a state-dict file.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for untrained (random) hybrid weights.")] = 0,
+) -> None:
+    """Export a model to ONNX or TFLite (cached; `run` does this automatically) and show where it is."""
+    from edgebench.agent.cli.export_command import export_command
+
+    export_command(model, to, quantize, precision, weights, seed)
 
 
 def main() -> None:

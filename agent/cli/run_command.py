@@ -42,6 +42,17 @@ class RunRequest:
     broker: str | None = None
     publish: bool = True
     publish_timeout: float = 15.0
+    ort_opt_level: str = "all"
+    power_source: str = "auto"
+    idle_seconds: float = 2.0
+    power_rate: float | None = None
+    limit: int | None = None
+    noise_snr: float | None = None
+    noise: str = "white"
+    speed: float | None = None
+    torch_mode: str = "eager"
+    attn_impl: str | None = None
+    amp: bool = False
 
 
 def load_publish_config(req: RunRequest):
@@ -87,6 +98,16 @@ def build_settings(req: RunRequest, host: str | None = None, fleet: str | None =
         raise EdgebenchError(f"--max-cv is a percentage between 0 and 100 (got {req.max_cv})")
     if req.frontend not in ("auto", "torch", "librosa"):
         raise EdgebenchError(f"--frontend must be auto, torch or librosa (got '{req.frontend}')")
+    if req.idle_seconds < 0:
+        raise EdgebenchError(f"--idle-seconds must be >= 0 (got {req.idle_seconds:g})")
+    if req.power_rate is not None and not 0 < req.power_rate <= 1000:
+        raise EdgebenchError(f"--power-rate must be within (0, 1000] Hz (got {req.power_rate:g})")
+    from edgebench.agent.power.detect import check_spec
+    from edgebench.agent.runtimes.torch_variants import check_cli
+
+    check_cli(req.torch_mode, req.attn_impl, req.amp, sweep.runtimes, sweep.scenarios)
+
+    check_spec(req.power_source)
     rule = StoppingRule(
         warmup=req.warmup,
         min_iterations=req.min_iterations,
@@ -99,14 +120,39 @@ def build_settings(req: RunRequest, host: str | None = None, fleet: str | None =
         sweep=sweep,
         rule=rule,
         dataset_name=req.dataset,
+        dataset_limit=req.limit,
+        perturbation=_perturbation(req),
+        torch_mode=req.torch_mode,
+        attn_impl=req.attn_impl,
+        amp=req.amp,
         threads=req.threads,
+        ort_opt_level=_ort_opt_level(req.ort_opt_level),
         frontend=req.frontend,
         weights=req.weights,
         seed=req.seed,
         beam_size=req.beam_size,
         fleet=fleet or req.fleet or "default",
         host=host,
+        power_source=req.power_source,
+        idle_seconds=req.idle_seconds,
+        power_rate_hz=req.power_rate,
     )
+
+
+def _perturbation(req: RunRequest):  # type: ignore[no-untyped-def]
+    """--noise-snr / --noise / --speed, validated (before any model loads)."""
+    from edgebench.agent.datasets.perturb import Perturbation
+
+    if req.limit is not None and req.limit < 1:
+        raise EdgebenchError(f"--limit must be >= 1 (got {req.limit})")
+    return Perturbation(noise_snr_db=req.noise_snr, noise=req.noise, speed=req.speed, seed=req.seed)
+
+
+def _ort_opt_level(value: str) -> str:
+    levels = ("disabled", "basic", "extended", "all")
+    if value not in levels:
+        raise EdgebenchError(f"--ort-opt-level must be one of {', '.join(levels)} (got '{value}')")
+    return value
 
 
 def execute(req: RunRequest) -> None:
@@ -122,7 +168,11 @@ def execute(req: RunRequest) -> None:
     pub_config = load_publish_config(req)
     settings = build_settings(req, host=pub_config.host, fleet=pub_config.fleet)
     settings.run_id = str(uuid.uuid4())
-    dataset = load_dataset(req.dataset)
+    dataset = load_dataset(req.dataset, limit=req.limit, seed=req.seed)
+    if settings.perturbation.active:
+        from edgebench.agent.datasets.perturb import perturb
+
+        dataset = perturb(dataset, settings.perturbation)
     err = Console(stderr=True)
     publishing = None
     if req.publish and pub_config.enabled:

@@ -39,6 +39,30 @@ def _config(doc: ResultDocument) -> str:
     return " ".join(parts) if c.scenario != "load" else ""
 
 
+def _energy(doc: ResultDocument) -> tuple[str, str]:
+    """('J/it gross (net)', 'avg W') or dashes; estimated sources are marked with '~'."""
+    e = doc.energy
+    if e is None or e.joules_per_iteration is None:
+        return "–", "–"
+    mark = "~" if e.kind == "estimated" else ""
+    net = f" ({e.joules_net_per_iteration:.3g})" if e.joules_net_per_iteration is not None else ""
+    avg = f"{mark}{e.average_w:.2f}" if e.average_w is not None else "–"
+    return f"{mark}{e.joules_per_iteration:.3g}{net}", avg
+
+
+def energy_caption(docs: Sequence[ResultDocument]) -> str:
+    """How energy was obtained (or why not), for the table caption."""
+    sources = {
+        (d.energy.source, d.energy.kind) for d in docs if d.energy and d.energy.joules_total is not None
+    }
+    if sources:
+        names = ", ".join(f"{s} ({k})" for s, k in sorted(sources, key=str))
+        return f" · energy: J per iteration gross (net of idle) and mean W from {names}; ~ = estimate"
+    reasons = {d.energy.unavailable_reason for d in docs if d.energy and d.energy.unavailable_reason}
+    reasons.discard("energy is not measured for this scenario")
+    return f" · energy: not measured ({sorted(reasons)[0]})" if reasons else ""
+
+
 def results_table(docs: Sequence[ResultDocument], title: str = "edgebench results") -> Table:
     """One row per measured configuration. Session axes (model, runtime, precision, device) that are the
     same for every row move into the title, so the table fits a terminal."""
@@ -55,7 +79,7 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
         header_style="bold",
         title_justify="left",
         box=box.SIMPLE_HEAD,
-        caption="latency: mean±95% CI, p50/p90 in ms · RSS: peak resident memory",
+        caption="latency: mean±95% CI, p50/p90 in ms · RSS: peak resident memory" + energy_caption(docs),
         caption_justify="left",
     )
     for col in varying:
@@ -72,6 +96,10 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
         ("RSS MiB", "right"),
     ]:
         t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+    has_energy = any(d.energy is not None and d.energy.joules_total is not None for d in docs)
+    if has_energy:  # columns only when something was measured: the caption says why otherwise
+        t.add_column("J/it", justify="right")
+        t.add_column("W", justify="right")
     for d in docs:
         lat = n = pct = thr = rtf = acc = "–"
         stats = (
@@ -95,7 +123,11 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
             pct = f"warm {d.load.warm_inference_s * 1e3:.0f}"
         peak = _mib(d.memory.peak_rss_bytes) if d.memory else "–"
         row = [axes[k](d) for k in varying]
-        t.add_row(*row, d.config.scenario, _config(d), n, lat, pct, thr, rtf, acc, peak)
+        scenario = d.config.scenario
+        if d.telemetry is not None and d.telemetry.throttled:
+            scenario += " [bold red]THROTTLED[/]"
+        energy = _energy(d) if has_energy else ()
+        t.add_row(*row, scenario, _config(d), n, lat, pct, thr, rtf, acc, peak, *energy)
     return t
 
 

@@ -29,10 +29,19 @@ MATCH_AXES: tuple[str, ...] = (
     "new_tokens",
     "ctc_weight",
     "dataset",
+    # variants and robustness settings (None on results that did not use them)
+    "torch_mode",
+    "attn_impl",
+    "amp",
+    "dataset_limit",
+    "noise_snr_db",
+    "speed",
 )
 EXTRA_AXES: tuple[str, ...] = ("threads", "frontend")
 # Axes a user may compare against (``--baseline AXIS=VALUE``).
-BASELINE_AXES: tuple[str, ...] = ("runtime", "precision", "device", "host", "model", "threads", "frontend")
+BASELINE_AXES: tuple[str, ...] = (
+    "runtime", "precision", "device", "host", "model", "threads", "frontend", "torch_mode", "attn_impl",
+)
 # Axes that name "what ran where" (as opposed to the workload): used for labels.
 SETUP_AXES: tuple[str, ...] = ("host", "model", "runtime", "precision", "device")
 WORKLOAD_AXES: tuple[str, ...] = ("batch_size", "audio_seconds", "new_tokens", "ctc_weight", "dataset")

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SUPPORTED_MAJOR = 1
 
 DeviceClass = Literal["rpi", "jetson", "x86", "other"]
@@ -89,6 +89,24 @@ class RunConfig(_Doc):
     frontend: str
     """'torch' or 'librosa' — the backend actually used for log-mel."""
     dataset: str | None = None
+    dataset_limit: int | None = None
+    """--limit: a seeded random sample of this many utterances (``dataset_seed`` drew it)."""
+    dataset_seed: int | None = None
+    """Seed of the --limit sample and of the --noise-snr noise (None when neither is used)."""
+    noise_snr_db: float | None = None
+    """Robustness runs: noise added at this SNR (dB)."""
+    noise: str | None = None
+    """'white' or the noise file's path, when noise_snr_db is set."""
+    speed: float | None = None
+    """Robustness runs: speed perturbation factor (1.1 = 10 % faster)."""
+    prompt_tokens: int | None = None
+    """hf: causal LMs: prompt length in tokens (their forward/generate input instead of audio)."""
+    torch_mode: str | None = None
+    """torch runtime: 'eager', 'compile' (regional torch.compile) or 'script' (TorchScript trace)."""
+    attn_impl: str | None = None
+    """torch runtime, Hugging Face models: 'eager', 'sdpa', 'flash' (None: the model's default)."""
+    amp: bool | None = None
+    """torch runtime: fp16 autocast on CUDA."""
 
 
 class ModelReport(_Doc):
@@ -182,14 +200,62 @@ class MemoryResult(_Doc):
 
 
 class EnergyResult(_Doc):
-    """Energy over the measured window. Filled by power sources; None fields carry a reason."""
+    """Energy over the measured window (``docs/energy.md``). None = unavailable, with the reason in
+    ``unavailable_reason`` — never 0, which would read as a (wrong) measurement."""
 
     source: str | None = None
+    """'rapl', 'nvml', 'jtop', 'hwmon:ina3221', 'rpi-pmic', 'powertop', 'command', 'replay'."""
+    kind: Literal["measured", "estimated"] | None = None
+    """'estimated' when the figure is a model or a partial sum (e.g. Pi 5 PMIC rails), not a meter."""
+    rails: list[str] = Field(default_factory=list)
+    """Rails summed into the total (e.g. ['package-0', 'dram'])."""
+    sample_period_s: float | None = None
+    """Achieved mean sampling period inside the window."""
+    samples: int | None = None
+    window_s: float | None = None
+    """Measured window length, after repeating short workloads."""
+    repeats: int | None = None
+    """Extra workload executions appended after the timed loop to make the window long enough for the
+    source's update period (0 when the timed loop alone was long enough)."""
+    idle_w: float | None = None
+    """Idle baseline power measured before the run."""
     joules_total: float | None = None
+    """Gross energy over the window."""
+    joules_net: float | None = None
+    """joules_total - idle_w x window_s."""
     joules_per_iteration: float | None = None
+    joules_net_per_iteration: float | None = None
+    joules_per_token: float | None = None
+    joules_net_per_token: float | None = None
+    joules_per_audio_s: float | None = None
+    """Per second of input audio processed."""
+    joules_net_per_audio_s: float | None = None
     average_w: float | None = None
     peak_w: float | None = None
+    trace_start_ns: int | None = None
+    """Wall-clock ns of trace t=0 (the window start)."""
+    trace: list[tuple[float, float]] = Field(default_factory=list)
+    """(t_s since trace_start, watts), downsampled to <= 500 points."""
     unavailable_reason: str | None = None
+
+
+class TelemetryResult(_Doc):
+    """Device state during the measurement: a throttled device measures a different machine."""
+
+    temperatures_c: dict[str, float] = Field(default_factory=dict)
+    """Maximum per sensor during the measurement."""
+    temp_max_c: float | None = None
+    cpu_freq_mhz: float | None = None
+    """Mean CPU frequency during the measurement (mean over cores, then over samples)."""
+    cpu_governor: str | None = None
+    throttled: bool | None = None
+    """True when the device throttled during the measurement; None when this device cannot tell."""
+    throttle_flags: list[str] = Field(default_factory=list)
+    nvpmodel: str | None = None
+    jetson_clocks: bool | None = None
+    trace_start_ns: int | None = None
+    trace: list[tuple[float, float | None, float | None]] = Field(default_factory=list)
+    """(t_s, temp_max_c, cpu_freq_mhz), <= 500 points."""
 
 
 class ResultDocument(_Doc):
@@ -214,4 +280,5 @@ class ResultDocument(_Doc):
     load: LoadResult | None = None
     memory: MemoryResult | None = None
     energy: EnergyResult | None = None
+    telemetry: TelemetryResult | None = None
     warnings: list[str] = Field(default_factory=list)

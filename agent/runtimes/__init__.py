@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 # name -> (module, class, pip extra that provides the runtime)
 RUNTIMES: dict[str, tuple[str, str, str]] = {
     "torch": ("edgebench.agent.runtimes.torch_runtime", "TorchSession", "torch"),
+    "onnxruntime": ("edgebench.agent.runtimes.onnx_runtime", "OnnxRuntimeSession", "onnx"),
+    "ctranslate2": ("edgebench.agent.runtimes.ctranslate2_runtime", "CTranslate2Session", "ctranslate2"),
+    "litert": ("edgebench.agent.runtimes.litert_runtime", "LiteRTSession", "litert"),
 }
 
 

@@ -29,6 +29,14 @@ class SessionOptions:
     weights: str | None = None
     seed: int = 0
     beam_size: int = 4
+    ort_opt_level: str = "all"
+    """ONNX Runtime graph optimisation level: disabled, basic, extended or all (other runtimes ignore it)."""
+    torch_mode: str = "eager"
+    """torch only: eager, compile (regional torch.compile) or script (TorchScript trace of forward)."""
+    attn_impl: str | None = None
+    """torch only, Hugging Face models: eager, sdpa or flash (None: the model's default)."""
+    amp: bool = False
+    """torch only: fp16 autocast on CUDA (see agent/runtimes/torch_variants.py)."""
 
 
 class RuntimeSession(ABC):
@@ -41,6 +49,12 @@ class RuntimeSession(ABC):
         self.options = options
         self.frontend = frontend
         self.warnings: list[str] = []
+
+    @classmethod
+    def unsupported(cls, spec: ModelSpec, scenario: str, ctc_weight: float | None) -> str | None:
+        """Why this runtime cannot run ``scenario`` for ``spec`` (None: it can). Checked for the whole
+        sweep before anything loads, so a long sweep never dies half-way on a combination known to fail."""
+        return None
 
     @property
     @abstractmethod

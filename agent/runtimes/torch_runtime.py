@@ -74,6 +74,10 @@ class TorchSession(RuntimeSession):
         self._torch = require("torch", "torch", "the torch runtime")
         self._device = resolve_device(options.device)
         check_precision(options.precision, self._device)
+        from edgebench.agent.runtimes import torch_variants
+
+        torch_variants.check_session(spec, self._device, options.precision, options.attn_impl, options.amp)
+        self._traced: torch_variants.TracedForward | None = None
         if options.threads:
             self._torch.set_num_threads(options.threads)
         self.model: TorchAsrModel | None = None
@@ -109,8 +113,30 @@ class TorchSession(RuntimeSession):
             module = module.half()
         model.module = module.to(self._device)
         self.model = model
+        self._apply_variants(model)
         self._dtype = torch.float16 if self.options.precision == "fp16" else torch.float32
         self.synchronize()
+
+    def _apply_variants(self, model: TorchAsrModel) -> None:
+        """--attn-impl, --torch-mode (agent/runtimes/torch_variants.py); --amp acts per call."""
+        from edgebench.agent.runtimes import torch_variants
+
+        opts = self.options
+        if opts.attn_impl is not None:
+            torch_variants.set_attention(model, opts.attn_impl)
+        if opts.torch_mode == "compile":
+            n = torch_variants.compile_blocks(model)
+            self.warnings.append(
+                f"torch.compile: {n} layer blocks compiled in place; compilation runs in the warm-up "
+                "iterations (use --warmup >= 2 so that recompilations are not timed)"
+            )
+        elif opts.torch_mode == "script":
+            self._traced = torch_variants.TracedForward(model)
+
+    def _autocast(self):  # type: ignore[no-untyped-def]
+        from edgebench.agent.runtimes.torch_variants import autocast
+
+        return autocast(self._device, self.options.amp)
 
     def _require_model(self) -> TorchAsrModel:
         if self.model is None:
@@ -130,24 +156,33 @@ class TorchSession(RuntimeSession):
 
     def features(self, audio: list[np.ndarray]) -> Features:
         feats = self._require_model().features(audio, self.frontend)
-        feats.values = feats.values.to(self._device, self._dtype)
+        # Token ids (hf: causal LMs) keep their integer dtype; only float features follow the precision.
+        if feats.values.is_floating_point():
+            feats.values = feats.values.to(self._device, self._dtype)
+        else:
+            feats.values = feats.values.to(self._device)
         feats.lengths = feats.lengths.to(self._device)
+        if self._traced is not None:  # trace this shape now, outside the timed loop
+            self._traced.prepare(feats)
         return feats
 
     def forward(self, feats: Features) -> Any:
-        with self._torch.inference_mode():
+        if self._traced is not None:
+            with self._torch.no_grad():  # TorchScript graphs run under no_grad, not inference_mode
+                return self._traced(feats)
+        with self._torch.inference_mode(), self._autocast():
             return self._require_model().forward(feats)
 
     def prefill(self, feats: Features) -> Any:
-        with self._torch.inference_mode():
+        with self._torch.inference_mode(), self._autocast():
             return self._require_model().prefill(feats)
 
     def decode(self, state: Any, n_tokens: int) -> Any:
-        with self._torch.inference_mode():
+        with self._torch.inference_mode(), self._autocast():
             return self._require_model().decode(state, n_tokens, force=True)
 
     def transcribe(self, feats: Features, ctc_weight: float | None) -> list[str]:
-        with self._torch.inference_mode():
+        with self._torch.inference_mode(), self._autocast():
             return self._require_model().transcribe(feats, ctc_weight)
 
     def synchronize(self) -> None:

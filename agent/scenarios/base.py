@@ -10,9 +10,11 @@ import numpy as np
 
 if TYPE_CHECKING:
     from edgebench.agent.datasets.loader import Utterance
+    from edgebench.agent.power.monitor import RunMonitor
     from edgebench.agent.runtimes.base import RuntimeSession
     from edgebench.agent.stats import StoppingRule
     from edgebench.agent.sweep import Point
+    from edgebench.agent.trackers.latency import Measurement
 
 SAMPLE_RATE = 16000
 
@@ -23,6 +25,8 @@ class ScenarioContext:
     rule: StoppingRule
     dataset: list[Utterance]
     on_iteration: Callable[[int], None] | None = None
+    monitor: RunMonitor | None = None
+    """Energy + telemetry of the run (None: not measured, e.g. in unit tests)."""
 
 
 @dataclass
@@ -66,6 +70,57 @@ def window_note(ctx: ScenarioContext, point: Point) -> list[str]:
 
 def batch_of(audio: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [audio] * batch_size
+
+
+def measure_with_energy(
+    ctx: ScenarioContext,
+    fn: Callable[[], object],
+    sync: Callable[[], None] | None = None,
+    tokens_per_call: int | None = None,
+    audio_s_per_call: float | None = None,
+) -> tuple[Measurement, dict[str, Any], list[str]]:
+    """The timed loop of :func:`~edgebench.agent.trackers.latency.measure` inside an energy window.
+
+    Warm-up runs before the window opens. When the timed loop is shorter than the power source needs
+    (a few of its update periods), ``fn`` is repeated after it — outside the latency samples — until the
+    window is long enough, and the energy is divided over every call in the window. Order of ``fn``
+    calls is therefore: warm-up, measured, repeats. Returns the measurement, the document fields
+    (``energy``, ``telemetry``) and warnings.
+    """
+    from dataclasses import replace
+
+    from edgebench.agent.trackers.latency import measure
+
+    rule = ctx.rule
+    if ctx.monitor is None:
+        return measure(fn, rule, sync=sync, on_iteration=ctx.on_iteration), {}, []
+    for _ in range(rule.warmup):
+        fn()
+        if sync is not None:
+            sync()
+    window = ctx.monitor.window()
+    m = measure(fn, replace(rule, warmup=0), sync=sync, on_iteration=ctx.on_iteration)
+    repeats = 0
+    while not window.long_enough():
+        fn()
+        if sync is not None:
+            sync()
+        repeats += 1
+    calls = m.n + repeats
+    units = _units(calls, repeats, tokens_per_call, audio_s_per_call)
+    energy, telemetry, warnings = ctx.monitor.finish(window, units)
+    return m, {"energy": energy, "telemetry": telemetry}, warnings
+
+
+def _units(calls: int, repeats: int, tokens_per_call: int | None, audio_s_per_call: float | None):  # type: ignore[no-untyped-def]
+    from edgebench.agent.power.meter import Units
+
+    return Units(
+        iterations=calls,
+        tokens=None if tokens_per_call is None else tokens_per_call * calls,
+        audio_s=None if audio_s_per_call is None else audio_s_per_call * calls,
+        repeats=repeats,
+    )
 
 
 def run_point(ctx: ScenarioContext, point: Point) -> ScenarioOutput:

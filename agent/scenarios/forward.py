@@ -7,12 +7,12 @@ from edgebench.agent.scenarios.base import (
     ScenarioContext,
     ScenarioOutput,
     batch_of,
+    measure_with_energy,
     speech_of_length,
     window_note,
 )
 from edgebench.agent.stats import summarize
 from edgebench.agent.sweep import Point
-from edgebench.agent.trackers.latency import measure
 
 
 def run_forward(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
@@ -20,8 +20,12 @@ def run_forward(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
     audio = speech_of_length(ctx.dataset, point.audio_seconds or 10.0)
     notes = window_note(ctx, point)
     feats = session.features(batch_of(audio, point.batch_size))  # front end outside the timed window
-    m = measure(
-        lambda: session.forward(feats), ctx.rule, sync=session.synchronize, on_iteration=ctx.on_iteration
+    seconds = point.audio_seconds or 10.0
+    m, extra, warnings = measure_with_energy(
+        ctx,
+        lambda: session.forward(feats),
+        sync=session.synchronize,
+        audio_s_per_call=seconds * point.batch_size,
     )
     summary = summarize(m.samples_s)
     its = 1.0 / summary.mean
@@ -31,4 +35,5 @@ def run_forward(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
         samples_per_s=its * point.batch_size,
         latency_samples_s=m.samples_s,
     )
-    return ScenarioOutput({"forward": result, "policy": ctx.rule.to_policy(m.stopped_because)}, notes)
+    fields = {"forward": result, "policy": ctx.rule.to_policy(m.stopped_because), **extra}
+    return ScenarioOutput(fields, notes + warnings)

@@ -13,12 +13,12 @@ from edgebench.agent.scenarios.base import (
     ScenarioContext,
     ScenarioOutput,
     batch_of,
+    measure_with_energy,
     speech_of_length,
     window_note,
 )
 from edgebench.agent.stats import summarize
 from edgebench.agent.sweep import Point
-from edgebench.agent.trackers.latency import measure
 
 
 class TokenCountError(RuntimeError):
@@ -49,10 +49,16 @@ def run_generate(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
         prefill_s.append(t1 - t0)
         decode_s.append(t2 - t1)
 
-    m = measure(once, ctx.rule, sync=None, on_iteration=ctx.on_iteration)
-    # `once` also ran for the warm-up iterations: keep only the measured ones.
-    k = len(m.samples_s)
-    prefill_s, decode_s = prefill_s[-k:], decode_s[-k:]
+    m, extra, warnings = measure_with_energy(
+        ctx,
+        once,
+        tokens_per_call=n * point.batch_size,
+        audio_s_per_call=(point.audio_seconds or 10.0) * point.batch_size,
+    )
+    # `once` also ran for the warm-up iterations (before) and energy-window repeats (after): keep only
+    # the measured ones.
+    k, w = len(m.samples_s), ctx.rule.warmup
+    prefill_s, decode_s = prefill_s[w : w + k], decode_s[w : w + k]
     total = summarize(m.samples_s)
     decode = summarize(decode_s)
     result = GenerateResult(
@@ -64,4 +70,5 @@ def run_generate(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
         decode_tokens_per_s=(point.batch_size * (n - 1) / decode.mean) if n > 1 and decode.mean > 0 else None,
         latency_samples_s=m.samples_s,
     )
-    return ScenarioOutput({"generate": result, "policy": ctx.rule.to_policy(m.stopped_because)}, notes)
+    fields = {"generate": result, "policy": ctx.rule.to_policy(m.stopped_because), **extra}
+    return ScenarioOutput(fields, notes + warnings)

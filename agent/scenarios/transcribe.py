@@ -29,6 +29,7 @@ def run_transcribe(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
 
     for _ in range(rule.warmup):
         transcribe(batches[0])
+    window = ctx.monitor.window() if ctx.monitor is not None else None
 
     latencies: list[float] = []  # one per batch
     hypotheses: list[str] = []
@@ -53,6 +54,10 @@ def run_transcribe(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
         reason = rule.should_stop(latencies, time.perf_counter() - started)
         if reason:
             break
+    extra: dict = {}
+    energy_warnings: list[str] = []
+    if window is not None and ctx.monitor is not None:
+        extra, energy_warnings = _finish_energy(ctx, window, batches, transcribe, len(latencies), passes)
 
     audio_total = sum(u.duration_s for u in utts)
     trained = session.model_report().trained
@@ -72,5 +77,24 @@ def run_transcribe(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
     )
     warnings = [] if trained else ["untrained (random) weights: WER/CER not meaningful, not reported"]
     return ScenarioOutput(
-        {"transcribe": result, "policy": rule.to_policy(f"{passes} pass(es): {reason}")}, warnings
+        {"transcribe": result, "policy": rule.to_policy(f"{passes} pass(es): {reason}"), **extra},
+        warnings + energy_warnings,
     )
+
+
+def _finish_energy(ctx, window, batches, transcribe, calls: int, passes: int):  # type: ignore[no-untyped-def]
+    """Repeat batches (untimed) until the energy window is long enough, then close it. Energy per
+    iteration is per transcribe call (a batch), per audio second over every call in the window."""
+    from edgebench.agent.power.meter import Units
+
+    audio_per_pass = sum(u.duration_s for u in ctx.dataset)
+    audio_s = audio_per_pass * passes
+    repeats = 0
+    while not window.long_enough():
+        batch = batches[repeats % len(batches)]
+        transcribe(batch)
+        audio_s += sum(u.duration_s for u in batch)
+        repeats += 1
+    units = Units(iterations=calls + repeats, audio_s=audio_s, repeats=repeats)
+    energy, telemetry, warnings = ctx.monitor.finish(window, units)
+    return {"energy": energy, "telemetry": telemetry}, warnings
