@@ -32,6 +32,7 @@ from edgebench.agent.errors import EdgebenchError, MissingExtraError
 from edgebench.agent.results.schema import ModelReport
 from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions
 from edgebench.models.base import DecodeState, Features
+from edgebench.models.whisper.tokenizer_file import load_tokenizer_file
 
 if TYPE_CHECKING:
     from edgebench.agent.export.base import ExportArtifact
@@ -373,7 +374,7 @@ class WhisperLiteRT:
         self.decoder_graph = graphs["decoder"]
         self.decoding = DecodingConfig.from_pretrained_dir(Path(files["generation_config"]).parent)
         self.decoder = GreedyDecoder(self.decoding)
-        self.tokenizer = _load_tokenizer(Path(files["tokenizer"]))
+        self.tokenizer = load_tokenizer_file(Path(files["tokenizer"]), "litert")
         self.cache_shape = self.decoder_graph.input_shapes["self_k"]
         self.max_positions = int(meta["max_positions"])
         self._current: _Item | None = None  # whose cross K/V are in the decoder's inputs now
@@ -468,15 +469,6 @@ class WhisperLiteRT:
             for ids in self.transcribe_tokens(feats)
         ]
 
-
-def _load_tokenizer(path: Path) -> Any:
-    """Whisper's tokenizer from ``tokenizer.json`` with the ``tokenizers`` library alone (what
-    ``WhisperTokenizerFast`` wraps), so a LiteRT device needs neither torch nor transformers."""
-    try:
-        from tokenizers import Tokenizer
-    except ImportError:
-        raise MissingExtraError("tokenizers", "whisper", "Whisper transcription on litert") from None
-    return Tokenizer.from_file(str(path))
 
 
 # -- hybrid CTC/attention (encoder + CTC head) -----------------------------------------------------

@@ -19,6 +19,7 @@ import numpy as np
 
 from edgebench.agent.errors import EdgebenchError
 from edgebench.models.base import DecodeState, Features
+from edgebench.models.whisper.tokenizer_file import load_tokenizer_file
 
 Run = Callable[[str, dict[str, np.ndarray]], list[np.ndarray]]
 """``run(graph name, feeds) -> outputs in the graph's output order``."""
@@ -36,7 +37,7 @@ class WhisperOnnx:
         self.run = run
         self.decoding = DecodingConfig.from_pretrained_dir(Path(files["generation_config"]).parent)
         self.decoder = GreedyDecoder(self.decoding)
-        self.tokenizer = _load_tokenizer(Path(files["tokenizer"]))
+        self.tokenizer = load_tokenizer_file(Path(files["tokenizer"]), "onnxruntime")
         self.n_layers = int(meta["n_layers"])
         self.empty_past = (int(meta["n_heads"]), 0, int(meta["head_dim"]))
         self.past_names = [n for n in meta["decoder_inputs"] if n.startswith("past_")]
@@ -118,17 +119,6 @@ class WhisperOnnx:
             for ids in self.transcribe_tokens(feats)
         ]
 
-
-def _load_tokenizer(path: Path) -> Any:
-    """The Whisper tokenizer from ``tokenizer.json`` with the ``tokenizers`` library alone (what
-    ``WhisperTokenizerFast`` wraps), so an ONNX deployment does not need transformers."""
-    try:
-        from tokenizers import Tokenizer
-    except ImportError:
-        from edgebench.agent.errors import MissingExtraError
-
-        raise MissingExtraError("tokenizers", "whisper", "Whisper transcription on onnxruntime") from None
-    return Tokenizer.from_file(str(path))
 
 
 class HybridCtcOnnx:
