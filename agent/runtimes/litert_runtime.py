@@ -31,6 +31,7 @@ import numpy as np
 from edgebench.agent.errors import EdgebenchError, MissingExtraError
 from edgebench.agent.results.schema import ModelReport
 from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions
+from edgebench.agent.runtimes.exported_whisper import ExportedWhisperDecoding
 from edgebench.models.base import DecodeState, Features
 from edgebench.models.whisper.tokenizer_file import load_tokenizer_file
 
@@ -362,7 +363,7 @@ class _Item:
         self.position = 0
 
 
-class WhisperLiteRT:
+class WhisperLiteRT(ExportedWhisperDecoding):
     """Whisper over ``encoder`` + ``decoder`` graphs (see :mod:`edgebench.agent.export.tflite_modules`),
     decoded by the same :class:`~edgebench.models.whisper.decoding.GreedyDecoder` as every other runtime."""
 
@@ -435,40 +436,8 @@ class WhisperLiteRT:
         tokens, finished = self.decoder.select(self._prompt(items), step=0)
         return DecodeState(tokens=tokens[:, None], data={"items": items, "finished": finished})  # type: ignore[arg-type]
 
-    def decode(self, state: DecodeState, n_tokens: int, force: bool = True) -> DecodeState:
-        generated = state.tokens.shape[1]
-        room = self.decoding.max_new_tokens - generated
-        if force and n_tokens > room:
-            raise EdgebenchError(
-                f"cannot decode {n_tokens} more tokens: Whisper's decoder has {self.decoding.max_length} "
-                f"positions, {len(self.decoding.prompt)} prompt + {generated} generated are used"
-            )
-        items, finished = state.data["items"], state.data["finished"]
-        tokens = np.asarray(state.tokens[:, -1])
-        new: list[np.ndarray] = []
-        for _ in range(min(n_tokens, room)):
-            if not force and bool(finished.all()):
-                break
-            logits = self._step_batch(items, tokens)
-            tokens, finished = self.decoder.select(logits, generated + len(new), finished, force)
-            new.append(tokens)
-        if new:
-            state.tokens = np.concatenate([state.tokens, np.stack(new, axis=1)], axis=1)  # type: ignore[assignment]
-        state.data["finished"] = finished
-        return state
-
-    def transcribe_tokens(self, feats: Features) -> list[list[int]]:
-        state = self.decode(self.prefill(feats), self.decoding.max_new_tokens, force=False)
-        return self.decoder.strip_eos(state.tokens)
-
-    def transcribe(self, feats: Features, ctc_weight: float | None) -> list[str]:
-        if ctc_weight is not None:
-            raise EdgebenchError("ctc_weight applies only to hybrid CTC/attention models")
-        return [
-            self.tokenizer.decode(self.decoder.text_tokens(ids), skip_special_tokens=True).strip()
-            for ids in self.transcribe_tokens(feats)
-        ]
-
+    def _next_logits(self, data: dict[str, Any], tokens: np.ndarray) -> np.ndarray:
+        return self._step_batch(data["items"], tokens)
 
 
 # -- hybrid CTC/attention (encoder + CTC head) -----------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgebench.agent.errors import EdgebenchError
+from edgebench.agent.runtimes.exported_whisper import ExportedWhisperDecoding
 from edgebench.models.base import DecodeState, Features
 from edgebench.models.whisper.tokenizer_file import load_tokenizer_file
 
@@ -27,7 +28,7 @@ Run = Callable[[str, dict[str, np.ndarray]], list[np.ndarray]]
 WHISPER_SAMPLES = 480_000
 
 
-class WhisperOnnx:
+class WhisperOnnx(ExportedWhisperDecoding):
     """Whisper over ``encoder`` + ``decoder`` graphs (see :mod:`edgebench.agent.export.onnx_whisper`)."""
 
     def __init__(self, meta: dict[str, Any], files: dict[str, Path], run: Run) -> None:
@@ -84,41 +85,8 @@ class WhisperOnnx:
         tokens, data["finished"] = self.decoder.select(logits, step=0)
         return DecodeState(tokens=tokens[:, None], data=data)  # type: ignore[arg-type]
 
-    def decode(self, state: DecodeState, n_tokens: int, force: bool = True) -> DecodeState:
-        generated = state.tokens.shape[1]
-        room = self.decoding.max_new_tokens - generated
-        if force and n_tokens > room:
-            raise EdgebenchError(
-                f"cannot decode {n_tokens} more tokens: Whisper's decoder has {self.decoding.max_length} "
-                f"positions, {len(self.decoding.prompt)} prompt + {generated} generated are used"
-            )
-        data = state.data
-        finished = data["finished"]
-        tokens = np.asarray(state.tokens[:, -1])
-        new: list[np.ndarray] = []
-        for _ in range(min(n_tokens, room)):
-            if not force and bool(finished.all()):
-                break
-            logits = self._step(tokens[:, None].astype(np.int64), data["past"], data["cross"])
-            tokens, finished = self.decoder.select(logits, generated + len(new), finished, force)
-            new.append(tokens)
-        if new:
-            state.tokens = np.concatenate([state.tokens, np.stack(new, axis=1)], axis=1)  # type: ignore[assignment]
-        data["finished"] = finished
-        return state
-
-    def transcribe_tokens(self, feats: Features) -> list[list[int]]:
-        state = self.decode(self.prefill(feats), self.decoding.max_new_tokens, force=False)
-        return self.decoder.strip_eos(state.tokens)
-
-    def transcribe(self, feats: Features, ctc_weight: float | None) -> list[str]:
-        if ctc_weight is not None:
-            raise EdgebenchError("ctc_weight applies only to hybrid CTC/attention models")
-        return [
-            self.tokenizer.decode(self.decoder.text_tokens(ids), skip_special_tokens=True).strip()
-            for ids in self.transcribe_tokens(feats)
-        ]
-
+    def _next_logits(self, data: dict[str, Any], tokens: np.ndarray) -> np.ndarray:
+        return self._step(tokens[:, None].astype(np.int64), data["past"], data["cross"])
 
 
 class HybridCtcOnnx:
