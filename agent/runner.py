@@ -62,6 +62,10 @@ class RunSettings:
     attn_impl: str | None = None
     amp: bool = False
     """torch variants (agent/runtimes/torch_variants.py); other runtimes refuse them (checked by the CLI)."""
+    label: str | None = None
+    """``run --label`` / a recipe step's name, recorded in every result's config."""
+    recipe: str | None = None
+    """The recipe this run is a step of (``recipe run``)."""
 
 
 class Progress:
@@ -232,12 +236,15 @@ def _label(model: str, runtime: str, precision: str, device: str, p: Point) -> s
     return " ".join(parts)
 
 
-def _torch_variant_config(session: RuntimeSession) -> dict[str, object]:
-    """torch_mode / attn_impl / amp for torch sessions (None elsewhere: not applicable)."""
-    if session.name != "torch":
-        return {}
+def _variant_config(session: RuntimeSession) -> dict[str, object]:
+    """The runtime's own knobs: torch_mode / attn_impl / amp for torch, the graph optimisation level for
+    onnxruntime (None elsewhere: not applicable)."""
     o = session.options
-    return {"torch_mode": o.torch_mode, "attn_impl": o.attn_impl, "amp": o.amp}
+    if session.name == "torch":
+        return {"torch_mode": o.torch_mode, "attn_impl": o.attn_impl, "amp": o.amp}
+    if session.name == "onnxruntime":
+        return {"ort_opt_level": o.ort_opt_level}
+    return {}
 
 
 def _dataset_config(settings: RunSettings) -> dict[str, object]:
@@ -283,7 +290,9 @@ def _document(
         frontend=session.frontend.backend,
         dataset=settings.dataset_name,
         **_dataset_config(settings),
-        **_torch_variant_config(session),
+        **_variant_config(session),
+        label=settings.label,
+        recipe=settings.recipe,
     )
     warnings = [*session.warnings, *output.warnings]
     return ResultDocument(

@@ -51,6 +51,9 @@ def inference_tags(doc: ResultDocument) -> dict[str, str]:
         "torch_mode": c.torch_mode,
         "attn_impl": c.attn_impl,
         "amp": "true" if c.amp else None,
+        "ort_opt_level": c.ort_opt_level,
+        "label": c.label,
+        "recipe": c.recipe,
         "noise_snr_db": fmt_number(c.noise_snr_db) if c.noise_snr_db is not None else None,
         "speed": fmt_number(c.speed) if c.speed is not None else None,
     }

@@ -34,6 +34,22 @@ def run_cli(
     )
 
 
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised GPT-2 saved with ``save_pretrained`` (no tokenizer): an ``hf:`` causal
+    LM that needs no download. Vocabulary 1000, 64 positions, end-of-sequence id 0."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(
+        n_layer=2, n_embd=64, n_head=2, vocab_size=1000, n_positions=64, bos_token_id=0, eos_token_id=0
+    )
+    path = tmp_path_factory.mktemp("tiny-gpt2")
+    GPT2LMHeadModel(config).save_pretrained(path)
+    return path
+
+
 # ------------------------------------------------------------------------------------------------
 # Real servers on loopback ports (tests/servers.py). A server that does not start fails the test
 # with its log tail — never a skip: CI installs mosquitto, influxdb and victoria-metrics (run.sh).

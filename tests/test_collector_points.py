@@ -181,7 +181,7 @@ def energy_doc(k: int = 3) -> ResultDocument:
 def test_energy_and_telemetry_fields_and_trace_points() -> None:
     doc = energy_doc()
     again = ResultDocument.model_validate_json(payload(doc))
-    assert again.schema_version == "1.1"
+    assert again.schema_version == "1.2"
     for d in (doc, again):
         assert document_to_lines(d) == document_to_lines_via_point(d)
     lines = document_to_lines(again)
@@ -240,3 +240,8 @@ def test_variant_tags_only_on_results_that_used_them() -> None:
     assert got == ("compile", "true", "1.1", "10")
     # both code paths (fast formatter and influxdb-client Point) agree on the new tags too
     assert document_to_lines(varied) == document_to_lines_via_point(varied)
+    recipe = plain.model_copy(deep=True)
+    recipe.config.ort_opt_level, recipe.config.label, recipe.config.recipe = "all", "auto opt+qnt", "optimum"
+    tags = inference_tags(recipe)
+    assert (tags["ort_opt_level"], tags["label"], tags["recipe"]) == ("all", "auto opt+qnt", "optimum")
+    assert document_to_lines(recipe) == document_to_lines_via_point(recipe)  # the space is escaped alike

@@ -24,17 +24,6 @@ QUIET = ["--no-store", "--power-source", "none", "--idle-seconds", "0"]
 FAST = ["--min-iterations", "2", "--min-duration", "0", "--warmup", "1"]
 
 
-@pytest.fixture(scope="module")
-def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=500, n_positions=64, eos_token_id=0)
-    path = tmp_path_factory.mktemp("tiny-gpt2")
-    GPT2LMHeadModel(config).save_pretrained(path)
-    return path
-
-
 def _session(name: str, **options) -> TorchSession:
     spec = resolve(name)
     session = TorchSession(spec, SessionOptions(device="cpu", **options), LogMelFrontend(spec.n_mels, "auto"))

@@ -25,6 +25,10 @@ power_app = typer.Typer(
     help="Power sources on this device: what is available, live watts.", no_args_is_help=True
 )
 app.add_typer(power_app, name="power")
+recipe_app = typer.Typer(
+    help="The seed benchmarks as one command each: list, show, run (--quick), report.", no_args_is_help=True
+)
+app.add_typer(recipe_app, name="recipe")
 
 PROG = "edgebench-agent"
 
@@ -81,6 +85,9 @@ def run(
         str | None, typer.Option(help="torch, HF models: attention eager, sdpa or flash (CUDA + fp16).")
     ] = None,
     amp: Annotated[bool, typer.Option("--amp", help="torch: fp16 autocast (mixed precision, CUDA).")] = False,
+    label: Annotated[
+        str | None, typer.Option(help="A name for this setup, kept in every result (e.g. auto_opt+qnt).")
+    ] = None,
     warmup: Annotated[int, typer.Option(help="Warm-up iterations before measuring.")] = 2,
     min_iterations: Annotated[int, typer.Option(help="Measure at least this many iterations.")] = 10,
     min_duration: Annotated[float, typer.Option(help="…and for at least this many seconds.")] = 1.0,
@@ -323,6 +330,77 @@ def export_cmd(
     from edgebench.agent.cli.export_command import export_command
 
     export_command(model, to, quantize, precision, weights, seed)
+
+
+# --- recipes (agent/recipes) ---------------------------------------------------------------------------
+RecipeArg = Annotated[
+    str, typer.Argument(metavar="NAME", help="A built-in recipe (see `recipe list`) or a .toml file.")
+]
+QuickOpt = Annotated[
+    bool, typer.Option("--quick", help="Smoke run: the recipe's [quick] grid and iterations (minutes).")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="[STEP.]KEY=VALUE",
+        help="Override a run option in every step (model=whisper-base) or one step (amp.device=cuda:1).",
+    ),
+]
+
+
+@recipe_app.command("list")
+def recipe_list(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The built-in recipes: which seed each reproduces, its steps and its report."""
+    from edgebench.agent.cli.recipe_command import list_recipes
+
+    list_recipes(json_out)
+
+
+@recipe_app.command("show")
+def recipe_show(name: RecipeArg, quick: QuickOpt = False, sets: SetOpt = None) -> None:
+    """Print the recipe file (to copy and edit) and each step as the plain `run` command it amounts to."""
+    from edgebench.agent.cli.recipe_command import show_recipe
+
+    show_recipe(name, quick, sets)
+
+
+@recipe_app.command("run")
+def recipe_run(
+    name: RecipeArg,
+    quick: QuickOpt = False,
+    sets: SetOpt = None,
+    out: Annotated[
+        str | None, typer.Option("--out", "-o", help="Report folder (default ./edgebench-recipe-NAME).")
+    ] = None,
+    store: Annotated[bool, typer.Option(help="Save results in the local store.")] = True,
+    publish: Annotated[bool, typer.Option(help="Stream results to the configured MQTT broker.")] = True,
+    config: Annotated[str | None, typer.Option("--config", help="Agent config TOML (as for `run`).")] = None,
+    broker: Annotated[str | None, typer.Option("--broker", help="MQTT broker HOST[:PORT].")] = None,
+) -> None:
+    """Run every step of a recipe, then write the seed's tables and plots (exit 1 if a step failed)."""
+    from edgebench.agent.cli.recipe_command import run_recipe_command
+
+    raise typer.Exit(run_recipe_command(name, quick, sets, out, store, publish, config, broker))
+
+
+@recipe_app.command("report")
+def recipe_report(
+    name: RecipeArg,
+    run_ids: RunsOpt = None,
+    last: LastOpt = None,
+    from_files: FromOpt = None,
+    out: Annotated[
+        str | None, typer.Option("--out", "-o", help="Report folder (default ./edgebench-recipe-NAME).")
+    ] = None,
+) -> None:
+    """Rebuild a recipe's report from stored runs or other hosts' `results export` files (fleet view)."""
+    from edgebench.agent.cli.compare_command import selection
+    from edgebench.agent.cli.recipe_command import report_recipe_command
+
+    report_recipe_command(name, selection(run_ids, last, from_files, None, None), out)
 
 
 def main() -> None:

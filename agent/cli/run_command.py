@@ -53,6 +53,17 @@ class RunRequest:
     torch_mode: str = "eager"
     attn_impl: str | None = None
     amp: bool = False
+    label: str | None = None
+    recipe: str | None = None
+
+
+@dataclass
+class Measured:
+    """What one ``run`` produced: its documents, where they were stored, what publishing said."""
+
+    docs: list
+    store_path: str | None
+    publish_line: str | None
 
 
 def load_publish_config(req: RunRequest):
@@ -108,6 +119,7 @@ def build_settings(req: RunRequest, host: str | None = None, fleet: str | None =
     check_cli(req.torch_mode, req.attn_impl, req.amp, sweep.runtimes, sweep.scenarios)
 
     check_spec(req.power_source)
+    _check_label(req.label)
     rule = StoppingRule(
         warmup=req.warmup,
         min_iterations=req.min_iterations,
@@ -125,6 +137,8 @@ def build_settings(req: RunRequest, host: str | None = None, fleet: str | None =
         torch_mode=req.torch_mode,
         attn_impl=req.attn_impl,
         amp=req.amp,
+        label=req.label,
+        recipe=req.recipe,
         threads=req.threads,
         ort_opt_level=_ort_opt_level(req.ort_opt_level),
         frontend=req.frontend,
@@ -148,6 +162,14 @@ def _perturbation(req: RunRequest):  # type: ignore[no-untyped-def]
     return Perturbation(noise_snr_db=req.noise_snr, noise=req.noise, speed=req.speed, seed=req.seed)
 
 
+def _check_label(label: str | None) -> None:
+    """A label becomes an InfluxDB tag and a table heading: short, printable, one line."""
+    if label is None:
+        return
+    if not label.strip() or len(label) > 64 or not label.isprintable():
+        raise EdgebenchError(f"--label '{label}': use 1-64 printable characters (e.g. auto_opt+qnt)")
+
+
 def _ort_opt_level(value: str) -> str:
     levels = ("disabled", "basic", "extended", "all")
     if value not in levels:
@@ -155,11 +177,11 @@ def _ort_opt_level(value: str) -> str:
     return value
 
 
-def execute(req: RunRequest) -> None:
-    from rich.console import Console
-
+def measure(req: RunRequest, err) -> Measured:  # type: ignore[no-untyped-def]
+    """Run the sweep of ``req`` with a progress bar on ``err``: every document is stored and spooled for
+    MQTT as soon as it is measured, so an interrupted sweep keeps what it has. ``recipe run`` calls this
+    once per step."""
     from edgebench.agent.cli.progress import RichProgress
-    from edgebench.agent.cli.tables import models_params_table, results_table
     from edgebench.agent.datasets.loader import load_dataset
     from edgebench.agent.results.store import ResultStore
     from edgebench.agent.runner import run_sweep
@@ -173,7 +195,6 @@ def execute(req: RunRequest) -> None:
         from edgebench.agent.datasets.perturb import perturb
 
         dataset = perturb(dataset, settings.perturbation)
-    err = Console(stderr=True)
     publishing = None
     if req.publish and pub_config.enabled:
         from rich.markup import escape
@@ -204,6 +225,17 @@ def execute(req: RunRequest) -> None:
             publish_line = publishing.finish(
                 req.publish_timeout if completed else min(req.publish_timeout, 2)
             )
+    return Measured(docs, str(store.path) if store else None, publish_line)
+
+
+def execute(req: RunRequest) -> None:
+    from rich.console import Console
+
+    from edgebench.agent.cli.tables import models_params_table, results_table
+
+    err = Console(stderr=True)
+    measured = measure(req, err)
+    docs, publish_line = measured.docs, measured.publish_line
     if req.json_out:
         sys.stdout.write(json.dumps([d.model_dump(mode="json") for d in docs], indent=2) + "\n")
         if publish_line:
@@ -217,7 +249,7 @@ def execute(req: RunRequest) -> None:
         out.print(f"[yellow]warning:[/] {w}")
     if docs:
         s = docs[0].sysinfo
-        where = f"stored in {store.path}" if store else "not stored (--no-store)"
+        where = f"stored in {measured.store_path}" if measured.store_path else "not stored (--no-store)"
         out.print(
             f"[dim]{s.hostname} ({s.device_class}, {s.cpu_model or s.arch}, {s.cpu_cores_logical} cores) · "
             f"run {docs[0].run_id} · {where}[/]"

@@ -7,20 +7,13 @@ from collections.abc import Sequence
 from rich import box
 from rich.table import Table
 
+from edgebench.agent.report.tables import fmt_mib, fmt_pct
 from edgebench.agent.results.schema import ResultDocument, Summary
 
 
 def _ms(s: Summary) -> str:
     half = (s.ci95_high - s.ci95_low) / 2
     return f"{s.mean * 1e3:.1f}±{half * 1e3:.1f}"
-
-
-def _mib(n: int | None) -> str:
-    return "–" if n is None else f"{n / 2**20:.0f}"
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{x * 100:.1f}%"
 
 
 def human_count(n: int) -> str:
@@ -116,12 +109,12 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
         elif d.transcribe:
             rtf = f"{d.transcribe.rtf:.3f}"
             tr = d.transcribe
-            acc = f"{_pct(tr.wer)}/{_pct(tr.cer)}" if tr.accuracy_meaningful else "untrained"
+            acc = f"{fmt_pct(tr.wer)}/{fmt_pct(tr.cer)}" if tr.accuracy_meaningful else "untrained"
         elif d.load:
             lat = f"{d.load.load_s:.2f} s"
             thr = f"cold {d.load.first_inference_s * 1e3:.0f} ms"
             pct = f"warm {d.load.warm_inference_s * 1e3:.0f}"
-        peak = _mib(d.memory.peak_rss_bytes) if d.memory else "–"
+        peak = fmt_mib(d.memory.peak_rss_bytes) if d.memory else "–"
         row = [axes[k](d) for k in varying]
         scenario = d.config.scenario
         if d.telemetry is not None and d.telemetry.throttled:

@@ -25,7 +25,7 @@ class ReportResult:
     plots: list[Plot] = field(default_factory=list)
 
 
-def _prepare(out: Path) -> None:
+def prepare_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise EdgebenchError(f"--out {out}: exists and is not a folder")
     try:
@@ -49,6 +49,17 @@ def save_svg(renderables: list, path: Path, title: str) -> None:
     console.save_svg(str(path), title=title)
 
 
+def save_plot(plot: Plot, folder: Path, stem: str | None = None) -> list[Path]:
+    """Save a drawn figure as SVG and PNG (``stem`` defaults to the plot's name) and release it."""
+    paths = []
+    for ext in ("svg", "png"):
+        path = folder / f"{stem or plot.name}.{ext}"
+        plot.figure.savefig(path, dpi=120, bbox_inches="tight")
+        paths.append(path)
+    plot.figure = None  # let matplotlib free it: a report may have many figures
+    return paths
+
+
 def build_report(loaded: Loaded, out: Path, baseline: str | None, title: str) -> ReportResult:
     """Write the whole report for ``loaded`` into ``out`` and return what was written."""
     from edgebench.agent.report.compare import compare, parse_baseline
@@ -57,7 +68,7 @@ def build_report(loaded: Loaded, out: Path, baseline: str | None, title: str) ->
 
     figure_class()  # missing matplotlib -> MissingExtraError before anything is written
     comparison = compare(loaded.docs, parse_baseline(baseline)) if baseline else None
-    _prepare(out)
+    prepare_folder(out)
     result = ReportResult(index=out / "index.html")
     tables: list[Entry] = []
 
@@ -84,14 +95,9 @@ def build_report(loaded: Loaded, out: Path, baseline: str | None, title: str) ->
         if plot.figure is None:
             skipped.append((plot.title, plot.skipped or "no data"))
             continue
-        names = []
-        for ext in ("svg", "png"):
-            path = out / f"{plot.name}.{ext}"
-            plot.figure.savefig(path, dpi=120, bbox_inches="tight")
-            result.files.append(path)
-            names.append(path.name)
-        figures.append(Entry(plot.title, plot.caption, names))
-        plot.figure = None  # let matplotlib free it: the report may have many figures
+        paths = save_plot(plot, out)
+        result.files += paths
+        figures.append(Entry(plot.title, plot.caption, [p.name for p in paths]))
 
     meta = [
         f"{len(loaded.docs)} results from {len(loaded.runs)} runs on {len(loaded.hosts)} hosts: "

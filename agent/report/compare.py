@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from edgebench.agent.errors import EdgebenchError
 from edgebench.agent.report.metrics import (
     BASELINE_AXES,
+    LABELLED_AXES,
     MATCH_AXES,
     Metrics,
     axis_value,
@@ -229,7 +230,10 @@ def _identity(doc: ResultDocument, axes: Sequence[str]) -> dict[str, object]:
 def compare(docs: Sequence[ResultDocument], baseline: Baseline) -> Comparison:
     """Match every result with the baseline result of the same configuration."""
     axis = baseline.axis
-    identity_axes = MATCH_AXES if axis in MATCH_AXES else (*MATCH_AXES, axis)
+    if axis == "label":  # a named setup: the axes the labels stand for may all differ
+        identity_axes: tuple[str, ...] = (*(a for a in MATCH_AXES if a not in LABELLED_AXES), "label")
+    else:
+        identity_axes = MATCH_AXES if axis in MATCH_AXES else (*MATCH_AXES, axis)
     present = sorted({fmt_axis(axis_value(d, axis)) for d in docs})
     if baseline.value not in present:
         raise EdgebenchError(

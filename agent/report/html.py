@@ -59,8 +59,10 @@ def write_index(
     figures: list[Entry],
     skipped: list[tuple[str, str]],
     data_file: str,
+    sections: list[tuple[str, list[str]]] | None = None,
 ) -> Path:
-    """Write ``out/index.html`` and return its path."""
+    """Write ``out/index.html`` and return its path. ``sections``: extra (heading, lines) lists shown
+    before the tables (a recipe's steps and the commands they ran)."""
     when = dt.datetime.now(tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "<!DOCTYPE html>",
@@ -69,6 +71,12 @@ def write_index(
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">generated {escape(when)} by edgebench</p>',
         "<ul class='meta'>" + "".join(f"<li>{escape(m)}</li>" for m in meta) + "</ul>",
+        *(
+            f"<h2>{escape(h)}</h2><ul>"
+            + "".join(f"<li><code>{escape(x)}</code></li>" for x in lines)
+            + "</ul>"
+            for h, lines in sections or ()
+        ),
         "<h2>Tables</h2>",
         *(_figure(t) for t in tables),
         "<h2>Plots</h2>",

@@ -33,6 +33,7 @@ MATCH_AXES: tuple[str, ...] = (
     "torch_mode",
     "attn_impl",
     "amp",
+    "ort_opt_level",
     "dataset_limit",
     "noise_snr_db",
     "speed",
@@ -41,9 +42,13 @@ EXTRA_AXES: tuple[str, ...] = ("threads", "frontend")
 # Axes a user may compare against (``--baseline AXIS=VALUE``).
 BASELINE_AXES: tuple[str, ...] = (
     "runtime", "precision", "device", "host", "model", "threads", "frontend", "torch_mode", "attn_impl",
+    "ort_opt_level", "label",
 )
+# What a label (``run --label``, a recipe step) names: a baseline ``label=NAME`` compares setups that
+# differ in any of these, matching everything else (seed 000: torch fp32 'baseline' vs onnxruntime int8).
+LABELLED_AXES: tuple[str, ...] = ("runtime", "precision", "torch_mode", "attn_impl", "amp", "ort_opt_level")
 # Axes that name "what ran where" (as opposed to the workload): used for labels.
-SETUP_AXES: tuple[str, ...] = ("host", "model", "runtime", "precision", "device")
+SETUP_AXES: tuple[str, ...] = ("host", "model", "runtime", "precision", "device", "label")
 WORKLOAD_AXES: tuple[str, ...] = ("batch_size", "audio_seconds", "new_tokens", "ctc_weight", "dataset")
 
 # Energy per unit of work, per scenario, in order of preference (schema 1.1 names; 1.0 had only the

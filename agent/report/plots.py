@@ -85,9 +85,13 @@ def _sorted_values(values: set) -> list:
 # --- throughput bars (seed 000) ----------------------------------------------------------------------
 
 
-def throughput_bars(docs: Sequence[ResultDocument], scenario: str) -> Plot:
-    """Bars per configuration (host/model/runtime/precision/device), one panel per batch size (and
-    new-token count for generate), one bar colour per input length."""
+def throughput_bars(
+    docs: Sequence[ResultDocument], scenario: str, axes: Sequence[str] | None = None
+) -> Plot:
+    """Bars per configuration (host/model/runtime/precision/device/label), one panel per batch size (and
+    new-token count for generate), one bar colour per input length. ``axes``: the setup axes that name a
+    bar (default: those that vary, bars sorted; a recipe names its steps by ``label`` and passes the
+    documents in its steps' order, which the bars keep)."""
     unit_title = {"forward": "iterations/s", "generate": "tokens/s"}[scenario]
     plot = Plot(
         f"{scenario}_throughput",
@@ -99,7 +103,7 @@ def throughput_bars(docs: Sequence[ResultDocument], scenario: str) -> Plot:
     if not ds:
         plot.skipped = f"no {scenario} results in the selection"
         return plot
-    label_axes = varying(ds, SETUP_AXES)
+    label_axes = list(axes) if axes is not None else varying(ds, SETUP_AXES)
     ds = _newest(
         ds,
         lambda d: (
@@ -112,7 +116,8 @@ def throughput_bars(docs: Sequence[ResultDocument], scenario: str) -> Plot:
         ),
     )
     panels = _sorted_values({(d.config.batch_size, d.config.new_tokens) for d in ds})
-    labels = list(dict.fromkeys(setup_label(d, label_axes) for d in sorted(ds, key=_setup_order)))
+    ordered = ds if axes is not None else sorted(ds, key=_setup_order)  # given axes: the caller's order
+    labels = list(dict.fromkeys(setup_label(d, label_axes) for d in ordered))
     hues = _sorted_values({d.config.audio_seconds for d in ds})
     rows, cols = _grid(len(panels))
     width = max(4.5, 0.55 * len(labels) * len(hues) + 2.0)
@@ -155,7 +160,12 @@ def throughput_bars(docs: Sequence[ResultDocument], scenario: str) -> Plot:
 
 def _title(title: str, docs: Sequence[ResultDocument], shown: Sequence[str]) -> str:
     """The figure title plus the setup every series shares (legends only name what differs)."""
-    same = [fmt_axis(axis_value(docs[0], a)) for a in SETUP_AXES if a not in shown and a != "model"]
+    same = [
+        fmt_axis(axis_value(docs[0], a))
+        for a in SETUP_AXES
+        if a not in shown and a != "model" and len({axis_value(d, a) for d in docs}) == 1
+        and axis_value(docs[0], a) is not None
+    ]
     models = {d.config.model for d in docs}
     if "model" not in shown and len(models) == 1:
         same.insert(0, next(iter(models)))

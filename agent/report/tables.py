@@ -26,11 +26,11 @@ from edgebench.agent.results.schema import ResultDocument
 _SCENARIO_ORDER = ("load", "forward", "generate", "transcribe")
 
 
-def _num(x: float | None, fmt: str = ".1f", scale: float = 1.0) -> str:
+def fmt_num(x: float | None, fmt: str = ".1f", scale: float = 1.0) -> str:
     return "–" if x is None else format(x * scale, fmt)
 
 
-def _times(x: float | None, higher_is_better: bool = True) -> str:
+def fmt_times(x: float | None, higher_is_better: bool = True) -> str:
     """'2.70×', green when better than the baseline by > 5 %, red when worse."""
     if x is None:
         return "–"
@@ -41,7 +41,7 @@ def _times(x: float | None, higher_is_better: bool = True) -> str:
     return f"[{style}]{text}[/]" if style else text
 
 
-def _delta_pct(x: float | None) -> str:
+def fmt_delta_pct(x: float | None) -> str:
     if x is None:
         return "–"
     style = "red" if x > 0.005 else "green" if x < -0.005 else ""
@@ -49,15 +49,15 @@ def _delta_pct(x: float | None) -> str:
     return f"[{style}]{text}[/]" if style else text
 
 
-def _mib(n: int | None) -> str:
+def fmt_mib(n: int | None) -> str:
     return "–" if n is None else f"{n / 2**20:.0f}"
 
 
-def _pct(x: float | None) -> str:
+def fmt_pct(x: float | None) -> str:
     return "–" if x is None else f"{x * 100:.1f}%"
 
 
-def _throughput(value: float | None, unit: str | None) -> str:
+def fmt_throughput(value: float | None, unit: str | None) -> str:
     return "–" if value is None else f"{value:.2f} {unit}" if value < 100 else f"{value:.0f} {unit}"
 
 
@@ -106,18 +106,18 @@ def comparison_table(cmp: Comparison, title: str | None = None) -> Table:
         cells += [r.doc.config.scenario, workload_label(r.doc)]
         cells.append(r.value)
         cells += [
-            _num(r.m.latency_s, ".1f", 1e3),
-            "baseline" if r.is_baseline else _times(r.speedup),
-            _throughput(r.m.throughput, r.m.throughput_unit),
-            "" if r.is_baseline else _times(r.throughput_ratio),
-            _mib(r.m.peak_rss_bytes),
-            "" if r.is_baseline else _times(r.memory_ratio, higher_is_better=False),
+            fmt_num(r.m.latency_s, ".1f", 1e3),
+            "baseline" if r.is_baseline else fmt_times(r.speedup),
+            fmt_throughput(r.m.throughput, r.m.throughput_unit),
+            "" if r.is_baseline else fmt_times(r.throughput_ratio),
+            fmt_mib(r.m.peak_rss_bytes),
+            "" if r.is_baseline else fmt_times(r.memory_ratio, higher_is_better=False),
         ]
         if has_wer:
-            cells += [_pct(r.m.wer), "" if r.is_baseline else _delta_pct(r.wer_delta)]
+            cells += [fmt_pct(r.m.wer), "" if r.is_baseline else fmt_delta_pct(r.wer_delta)]
         if has_energy:
             energy = "–" if r.m.energy is None else f"{r.m.energy:.3g} {r.m.energy_unit}"
-            cells += [energy, "" if r.is_baseline else _times(r.energy_ratio, higher_is_better=False)]
+            cells += [energy, "" if r.is_baseline else fmt_times(r.energy_ratio, higher_is_better=False)]
         t.add_row(*cells, style="dim" if r.is_baseline else None)
     return t
 
@@ -142,9 +142,9 @@ def summary_table(cmp: Comparison) -> Table:
         t.add_row(
             s.value,
             str(s.configurations),
-            _times(s.geomean_speedup),
-            _times(s.min_speedup),
-            _times(s.max_speedup),
+            fmt_times(s.geomean_speedup),
+            fmt_times(s.min_speedup),
+            fmt_times(s.max_speedup),
         )
     return t
 
@@ -198,18 +198,18 @@ def report_table(docs: Sequence[ResultDocument], title: str = "edgebench results
         t.add_column("energy", justify="right")
         t.add_column("avg W", justify="right")
     for d, m in zip(docs, all_m, strict=True):
-        lat = _num(m.latency_s, ".1f", 1e3)
+        lat = fmt_num(m.latency_s, ".1f", 1e3)
         if m.latency_ci_half_s is not None:
             lat += f" ± {m.latency_ci_half_s * 1e3:.1f}"
         cells = [fmt_axis(axis_value(d, a)) for a in shown]
         cells += [d.config.scenario, workload_label(d), lat]
-        cells += [_throughput(m.throughput, m.throughput_unit), _mib(m.peak_rss_bytes)]
+        cells += [fmt_throughput(m.throughput, m.throughput_unit), fmt_mib(m.peak_rss_bytes)]
         if has_rtf:
-            cells.append(_num(m.rtf, ".3f"))
+            cells.append(fmt_num(m.rtf, ".3f"))
         if has_wer:
-            cells.append("–" if m.wer is None else f"{_pct(m.wer)}/{_pct(m.cer)}")
+            cells.append("–" if m.wer is None else f"{fmt_pct(m.wer)}/{fmt_pct(m.cer)}")
         if has_energy:
             cells.append("–" if m.energy is None else f"{m.energy:.3g} {m.energy_unit}")
-            cells.append(_num(m.average_w, ".2f"))
+            cells.append(fmt_num(m.average_w, ".2f"))
         t.add_row(*cells)
     return t

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SUPPORTED_MAJOR = 1
 
 DeviceClass = Literal["rpi", "jetson", "x86", "other"]
@@ -107,6 +107,14 @@ class RunConfig(_Doc):
     """torch runtime, Hugging Face models: 'eager', 'sdpa', 'flash' (None: the model's default)."""
     amp: bool | None = None
     """torch runtime: fp16 autocast on CUDA."""
+    ort_opt_level: str | None = None
+    """onnxruntime: graph optimisation level (disabled, basic, extended, all)."""
+    label: str | None = None
+    """A name for the setup, given by ``run --label`` or a recipe step ('auto_opt+qnt', 'baseline'): what
+    reports call the configuration, and the axis ``compare --baseline label=NAME`` compares against."""
+    recipe: str | None = None
+    """The recipe whose step produced the result (``recipe run NAME``), so a fleet's results of one recipe
+    can be found again and reported together."""
 
 
 class ModelReport(_Doc):

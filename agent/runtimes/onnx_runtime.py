@@ -121,10 +121,6 @@ class OnnxRuntimeSession(RuntimeSession):
             )
         if options.threads is not None and options.threads < 1:
             raise EdgebenchError(f"--threads must be >= 1 (got {options.threads})")
-        if options.ort_opt_level != "all":
-            self.warnings.append(
-                f"onnxruntime graph optimisation level '{options.ort_opt_level}' (default all)"
-            )
         self.artifact: ExportArtifact | None = None
         self._sessions: dict[str, Any] = {}
         self._model: Any = None

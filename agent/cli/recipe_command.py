@@ -1,0 +1,157 @@
+"""``edgebench-agent recipe list|show|run|report``: the seed benchmarks, one command each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgebench.agent.errors import EdgebenchError
+from edgebench.agent.report.sources import Selection
+
+
+def list_recipes(json_out: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgebench.agent.recipes.spec import builtin_names, load_recipe
+
+    recipes = [load_recipe(name) for name in builtin_names()]
+    if json_out:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "title": r.title,
+                        "seed": r.seed,
+                        "report": r.report,
+                        "steps": [s.label for s in r.steps],
+                        "file": str(r.path),
+                    }
+                    for r in recipes
+                ],
+                indent=2,
+            )
+        )
+        return
+    table = Table(title="Recipes (edgebench-agent recipe run NAME [--quick])", title_justify="left")
+    for col in ("name", "reproduces", "steps", "report"):
+        table.add_column(col, overflow="fold")
+    for r in recipes:
+        table.add_row(r.name, f"{r.title}\n[dim]{r.seed}[/]", ", ".join(s.label for s in r.steps), r.report)
+    console = Console()
+    console.print(table)
+    console.print(
+        f"[dim]files: {recipes[0].path.parent if recipes else '-'} — copy one, edit it, and run "
+        "`edgebench-agent recipe run my.toml`[/]",
+        soft_wrap=True,
+    )
+
+
+def show_recipe(name: str, quick: bool, sets: list[str] | None) -> None:
+    """The recipe file as written, then each step as the plain ``run`` command it amounts to."""
+    from rich.console import Console
+    from rich.syntax import Syntax
+
+    from edgebench.agent.recipes.execute import available_device_kinds, command_line, plan_step
+    from edgebench.agent.recipes.spec import load_recipe
+
+    recipe = load_recipe(name, quick=quick, sets=sets)
+    console = Console()
+    console.print(f"[dim]# {recipe.path}[/]", soft_wrap=True)
+    console.print(Syntax(recipe.path.read_text(encoding="utf-8"), "toml", theme="ansi_dark"))
+    console.print(f"[bold]steps here{' (--quick)' if quick else ''}:[/]")
+    available = available_device_kinds()
+    for step in recipe.steps:
+        options, skip = plan_step(step, available)
+        line = f"skipped: {skip}" if skip else command_line(options)
+        console.print(f"  {step.label}: {line}", soft_wrap=True, highlight=False, markup=False)
+
+
+def run_recipe_command(
+    name: str,
+    quick: bool,
+    sets: list[str] | None,
+    out: str | None,
+    store: bool,
+    publish: bool,
+    config: str | None,
+    broker: str | None,
+) -> int:
+    """Run every step, write the report, print its tables; exit status 1 when a step failed."""
+    import time
+
+    from rich.console import Console
+
+    from edgebench.agent.recipes.execute import RecipeOutput, run_recipe
+    from edgebench.agent.recipes.spec import load_recipe
+    from edgebench.agent.report.plots import figure_class
+
+    recipe = load_recipe(name, quick=quick, sets=sets)
+    figure_class()  # the report needs matplotlib: say so before measuring for an hour
+    folder = Path(out or f"edgebench-recipe-{recipe.name}{'-quick' if quick else ''}")
+    err = Console(stderr=True)
+    started = time.perf_counter()
+    outcomes = run_recipe(
+        recipe, RecipeOutput(store=store, publish=publish, config=config, broker=broker), err
+    )
+    docs = [d for o in outcomes for d in o.docs]
+    return _finish(recipe, docs, outcomes, folder, time.perf_counter() - started)
+
+
+def _finish(recipe, docs, outcomes, folder: Path, seconds: float | None) -> int:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgebench.agent.recipes.reports import write_report
+    from edgebench.agent.recipes.reports.common import step_line
+
+    console = Console()
+    report = None
+    if docs:
+        report = write_report(recipe, docs, outcomes, folder)
+        for renderable in report.console:
+            console.print(renderable)
+        for line in report.headlines:
+            console.print(f"• {line}", highlight=False, soft_wrap=True)
+    if outcomes:
+        steps = Table(title="steps", title_justify="left")
+        for col in ("step", "status", "results", "seconds", "note"):
+            steps.add_column(col, overflow="fold")
+        for o in outcomes:
+            style = {"done": "green", "skipped": "yellow", "failed": "red"}[o.status]
+            steps.add_row(
+                o.step.label,
+                f"[{style}]{o.status}[/]",
+                str(len(o.docs)),
+                f"{o.seconds:.0f}" if o.status != "skipped" else "",
+                o.reason or "",
+            )
+        console.print(steps)
+    elapsed = f" in {seconds:.0f} s" if seconds is not None else ""
+    if report is None:
+        lines = "; ".join(step_line(o) for o in outcomes if o.status != "done")
+        raise EdgebenchError(f"recipe {recipe.name}: no step produced results ({lines})")
+    console.print(
+        f"recipe {recipe.name}{' (quick)' if recipe.quick else ''}: {len(docs)} results{elapsed}; "
+        f"report: {folder / 'index.html'}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def report_recipe_command(name: str, sel: Selection, out: str | None) -> None:
+    """Rebuild a recipe's report from stored results or other hosts' exports (a fleet-wide report)."""
+    from edgebench.agent.recipes.spec import load_recipe
+    from edgebench.agent.report.sources import select
+
+    recipe = load_recipe(name)
+    loaded = select(sel)
+    docs = [d for d in loaded.docs if d.config.recipe == recipe.name]
+    if not docs:
+        raise EdgebenchError(
+            f"none of the {len(loaded.docs)} selected results comes from recipe {recipe.name} "
+            f"(run `edgebench-agent recipe run {recipe.name}` first, or pass its hosts' exports with --from)"
+        )
+    _finish(recipe, docs, [], Path(out or f"edgebench-recipe-{recipe.name}"), None)

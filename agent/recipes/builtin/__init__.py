@@ -1,0 +1,1 @@
+"""The built-in recipe files (package data): copy one, edit it, run it with ``recipe run FILE.toml``."""
