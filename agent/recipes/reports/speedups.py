@@ -98,6 +98,7 @@ def _device_summary(report: RecipeReport, docs: Sequence[ResultDocument]) -> Non
     if devices == ["cpu"]:
         caption += " — only a CPU here: no accelerator to compare (cuda and mps were not available)"
         report.headlines.append("only a CPU on this host: the device speedup needs a cuda or mps device")
+    table.caption, table.caption_justify = caption, "left"
     report.table("device_summary.svg", "Tokens per second per device", caption, [table])
 
 
