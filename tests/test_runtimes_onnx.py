@@ -209,7 +209,9 @@ def test_cli_sweep_hybrid_torch_and_onnxruntime_fp32_int8(small_dataset: Path) -
     for doc in docs:
         if doc["config"]["runtime"] == "onnxruntime":
             assert doc["model"]["size_on_disk_bytes"] > 0
-            assert any("optimisation level 'extended'" in w for w in doc["warnings"])
+            assert doc["config"]["ort_opt_level"] == "extended"  # recorded (schema 1.2), not a warning
+        else:
+            assert doc["config"]["ort_opt_level"] is None  # torch has no such setting
         if doc["config"]["scenario"] == "transcribe":
             assert doc["transcribe"]["utterances"] == 3
     # Same random weights, same CTC decoding: fp32 transcripts agree between torch and onnxruntime.
