@@ -12,6 +12,7 @@ counter stamped at the report's end, so a window needs to span several reports (
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -79,16 +80,25 @@ class PowertopSource(PowerSource):
         assert self.exe is not None and self._dir is not None
         out = Path(self._dir.name) / "report.csv"
         t0 = time.monotonic()
-        try:
-            subprocess.run(
-                [self.exe, f"--csv={out}", f"--time={self.report_s:g}", "--quiet"],
-                capture_output=True,
-                timeout=self.report_s + 30,
-                env={**os.environ, "LANG": "C", "LC_ALL": "C"},  # localized reports would not parse
-            )
-            text = out.read_text(errors="replace")
-        except (OSError, subprocess.SubprocessError) as e:
-            raise SourceUnavailable(f"powertop failed: {e}") from None
+        for attempt in range(5):
+            try:
+                subprocess.run(
+                    [self.exe, f"--csv={out}", f"--time={self.report_s:g}", "--quiet"],
+                    capture_output=True,
+                    timeout=self.report_s + 30,
+                    env={**os.environ, "LANG": "C", "LC_ALL": "C"},  # localized reports would not parse
+                )
+                text = out.read_text(errors="replace")
+                break
+            except OSError as e:
+                # ETXTBSY: the binary is open for writing somewhere (being upgraded, or a just-written file
+                # whose descriptor a concurrently forked child still holds): busy for milliseconds, retry.
+                if e.errno == errno.ETXTBSY and attempt < 4:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise SourceUnavailable(f"powertop failed: {e}") from None
+            except subprocess.SubprocessError as e:
+                raise SourceUnavailable(f"powertop failed: {e}") from None
         t1 = time.monotonic()
         report = parse_powertop_csv(text)
         if report.discharge_w is None:
