@@ -8,11 +8,14 @@ minor version work: fields a producer did not have are simply absent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import TypeVar
 
 from edgebench.agent.results.schema import ResultDocument
+
+K = TypeVar("K", bound=Hashable)
 
 # The axes that identify a measured configuration. ``host`` comes from the document, the rest from
 # its RunConfig. threads and frontend are recorded but not matched on (a Pi and a PC rarely run the
@@ -41,8 +44,17 @@ MATCH_AXES: tuple[str, ...] = (
 EXTRA_AXES: tuple[str, ...] = ("threads", "frontend")
 # Axes a user may compare against (``--baseline AXIS=VALUE``).
 BASELINE_AXES: tuple[str, ...] = (
-    "runtime", "precision", "device", "host", "model", "threads", "frontend", "torch_mode", "attn_impl",
-    "ort_opt_level", "label",
+    "runtime",
+    "precision",
+    "device",
+    "host",
+    "model",
+    "threads",
+    "frontend",
+    "torch_mode",
+    "attn_impl",
+    "ort_opt_level",
+    "label",
 )
 # What a label (``run --label``, a recipe step) names: a baseline ``label=NAME`` compares setups that
 # differ in any of these, matching everything else (seed 000: torch fp32 'baseline' vs onnxruntime int8).
@@ -173,6 +185,17 @@ def metrics(doc: ResultDocument) -> Metrics:
         energy_unit=energy_unit,
         average_w=average_w,
     )
+
+
+def newest_by(docs: Sequence[ResultDocument], key: Callable[[ResultDocument], K]) -> dict[K, ResultDocument]:
+    """One document per key, the newest, in the order keys first appear (a configuration measured in
+    several runs, or exported twice, counts once: the latest measurement)."""
+    best: dict[K, ResultDocument] = {}
+    for d in docs:
+        k = key(d)
+        if k not in best or d.created_ns > best[k].created_ns:
+            best[k] = d
+    return best
 
 
 def ratio(num: float | None, den: float | None) -> float | None:

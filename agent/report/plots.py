@@ -25,6 +25,7 @@ from edgebench.agent.report.metrics import (
     axis_value,
     fmt_axis,
     metrics,
+    newest_by,
     setup_label,
     varying,
 )
@@ -54,12 +55,7 @@ def figure_class() -> type:
 
 def _newest(docs: Sequence[ResultDocument], key: Callable[[ResultDocument], tuple]) -> list[ResultDocument]:
     """One document per key, the newest (a configuration measured in several runs is drawn once)."""
-    best: dict[tuple, ResultDocument] = {}
-    for d in docs:
-        k = key(d)
-        if k not in best or d.created_ns > best[k].created_ns:
-            best[k] = d
-    return list(best.values())
+    return list(newest_by(docs, key).values())
 
 
 def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from edgebench.agent.recipes.reports.common import RecipeReport
-from edgebench.agent.report.metrics import metrics
+from edgebench.agent.report.metrics import metrics, newest_by
 from edgebench.agent.report.plots import Plot, energy_vs_input_length, latency_vs_input_length
 from edgebench.agent.report.tables import fmt_num, fmt_pct
 from edgebench.agent.results.schema import ResultDocument
@@ -63,11 +63,9 @@ def _per_ctc_weight(report: RecipeReport, docs: Sequence[ResultDocument]) -> Non
     if not tr:
         report.not_drawn.append(("latency per CTC weight", "no transcribe results"))
         return
-    newest: dict[tuple, ResultDocument] = {}
-    for d in tr:
-        key = (d.host, d.config.model, d.config.device, d.config.batch_size, d.config.ctc_weight)
-        if key not in newest or d.created_ns > newest[key].created_ns:
-            newest[key] = d
+    newest = newest_by(
+        tr, lambda d: (d.host, d.config.model, d.config.device, d.config.batch_size, d.config.ctc_weight)
+    )
     docs_shown = list(newest.values())
     extra = [a for a in ("host", "device", "batch_size") if len({_axis(d, a) for d in docs_shown}) > 1]
     same = [

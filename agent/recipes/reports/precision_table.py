@@ -14,19 +14,10 @@ from collections.abc import Callable, Sequence
 from rich.table import Table
 
 from edgebench.agent.recipes.reports.common import RecipeReport, by_label, cell_name
-from edgebench.agent.report.metrics import Metrics, metrics, ratio
+from edgebench.agent.report.metrics import Metrics, metrics, newest_by, ratio
 from edgebench.agent.report.plots import Plot, figure_class, wer_vs_latency
 from edgebench.agent.report.tables import fmt_delta_pct, fmt_mib, fmt_num, fmt_pct, fmt_times
 from edgebench.agent.results.schema import ResultDocument
-
-
-def _newest_per_label(docs: Sequence[ResultDocument]) -> dict[str, ResultDocument]:
-    out: dict[str, ResultDocument] = {}
-    for d in docs:
-        key = d.config.label or ""
-        if key not in out or d.created_ns > out[key].created_ns:
-            out[key] = d
-    return out
 
 
 def build(report: RecipeReport, docs: Sequence[ResultDocument]) -> None:
@@ -43,7 +34,7 @@ def build(report: RecipeReport, docs: Sequence[ResultDocument]) -> None:
             for d in tr
             if (d.host, d.config.model, d.config.device, d.config.batch_size) == (host, model, device, batch)
         ]
-        newest = _newest_per_label(ds)
+        newest = newest_by(ds, lambda d: d.config.label or "")
         labels = [x for x in by_label(ds, recipe) if x in newest]
         base = newest.get(recipe.baseline or "")
         bm = metrics(base) if base else None

@@ -17,7 +17,7 @@ from rich.table import Table
 from edgebench.agent.errors import EdgebenchError
 from edgebench.agent.recipes.reports.common import RecipeReport
 from edgebench.agent.report.compare import Baseline, compare
-from edgebench.agent.report.metrics import metrics, ratio, workload_label
+from edgebench.agent.report.metrics import metrics, newest_by, ratio, workload_label
 from edgebench.agent.report.plots import throughput_bars, tokens_per_s_vs
 from edgebench.agent.report.tables import comparison_table, fmt_num, fmt_times, summary_table
 from edgebench.agent.results.schema import ResultDocument
@@ -79,11 +79,11 @@ def _device_summary(report: RecipeReport, docs: Sequence[ResultDocument]) -> Non
     for col in ("model", "setup", "workload", *devices, "speedup"):
         table.add_column(col, justify="right" if col in devices or col == "speedup" else "left")
     groups: dict[tuple, dict[str, ResultDocument]] = {}
-    for d in gen:
-        key = (d.host, d.config.model, d.config.label, workload_label(d))
-        slot = groups.setdefault(key, {})
-        if d.config.device not in slot or d.created_ns > slot[d.config.device].created_ns:
-            slot[d.config.device] = d
+    newest = newest_by(
+        gen, lambda d: (d.host, d.config.model, d.config.label, workload_label(d), d.config.device)
+    )
+    for (*key, device), d in newest.items():
+        groups.setdefault(tuple(key), {})[device] = d
     for (_host, model, label, workload), by_device in sorted(groups.items(), key=lambda kv: str(kv[0])):
         tps = {dev: metrics(d).tokens_per_s for dev, d in by_device.items()}
         others = {dev: v for dev, v in tps.items() if dev != "cpu" and v is not None}
@@ -102,13 +102,17 @@ def _device_summary(report: RecipeReport, docs: Sequence[ResultDocument]) -> Non
     report.table("device_summary.svg", "Tokens per second per device", caption, [table])
 
 
+def _setup(d: ResultDocument) -> tuple:
+    return (d.config.model, d.config.label, d.config.device)
+
+
 def _batch_scaling(report: RecipeReport, docs: Sequence[ResultDocument]) -> None:
     """Throughput at each batch size relative to batch 1, same everything else."""
     gen = [d for d in docs if d.config.scenario == "generate"]
     groups: dict[tuple, dict[int, ResultDocument]] = {}
-    for d in gen:
-        key = (d.host, d.config.model, d.config.label, d.config.device, d.config.new_tokens)
-        groups.setdefault(key, {})[d.config.batch_size] = d
+    newest = newest_by(gen, lambda d: (d.host, *_setup(d), d.config.new_tokens, d.config.batch_size))
+    for (*key, batch), d in newest.items():
+        groups.setdefault(tuple(key), {})[batch] = d
     batches = sorted({b for g in groups.values() for b in g})
     if len(batches) < 2:
         report.not_drawn.append(("batch scaling", "needs generate results at two or more batch sizes"))

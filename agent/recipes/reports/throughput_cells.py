@@ -13,20 +13,10 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from edgebench.agent.recipes.reports.common import RecipeReport, by_label, cell_name
-from edgebench.agent.report.metrics import metrics, ratio
+from edgebench.agent.report.metrics import metrics, newest_by, ratio
 from edgebench.agent.report.plots import throughput_bars
 from edgebench.agent.report.tables import fmt_mib, fmt_num, fmt_times
 from edgebench.agent.results.schema import ResultDocument
-
-
-def _newest(docs: Sequence[ResultDocument]) -> dict[tuple, ResultDocument]:
-    """(label, scenario) -> newest document (a cell holds one measurement per setup and scenario)."""
-    out: dict[tuple, ResultDocument] = {}
-    for d in docs:
-        key = (d.config.label or "", d.config.scenario)
-        if key not in out or d.created_ns > out[key].created_ns:
-            out[key] = d
-    return out
 
 
 def build(report: RecipeReport, docs: Sequence[ResultDocument]) -> None:
@@ -52,7 +42,7 @@ def build(report: RecipeReport, docs: Sequence[ResultDocument]) -> None:
             return (d.host, d.config.model, d.config.device, d.config.batch_size) == (h, m, dev, b)
 
         in_cell = [d for d in fwd if here(d)] + [d for d in gen if here(d) and d.config.new_tokens == tokens]
-        newest = _newest(in_cell)
+        newest = newest_by(in_cell, lambda d: (d.config.label or "", d.config.scenario))
         parts = [host if len(hosts) > 1 else None, model if len(models) > 1 else None, device, batch, tokens]
         folder = cell_name(*parts)
         heading = f"{device} · batch {batch}" + (f" · {tokens} new tokens" if tokens is not None else "")
