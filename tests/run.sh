@@ -43,4 +43,6 @@ export EDGEBENCH_LITERT_PYTHON="$PWD/.venv-litert/bin/python"
 .venv/bin/ruff check .
 # Tests never touch the network or the user's stores.
 export HF_HUB_OFFLINE=1
+# Everything a test needs is installed above: a missing prerequisite fails instead of skipping (conftest).
+export EDGEBENCH_TESTS_REQUIRE_ALL=1
 exec .venv/bin/python -m pytest -q "$@"

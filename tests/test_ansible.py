@@ -43,14 +43,15 @@ from tests.ansible_env import (
     unit_command,
     vault_file,
 )
+from tests.conftest import needs, skip_or_fail
 from tests.servers import INFLUXD_BIN, MOSQUITTO_BIN, free_port, port_open
 
 IS_ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(
-    not IS_ROOT, reason="deploys into system locations, creates network namespaces: needs root (CI is root)"
+needs_root = needs(
+    IS_ROOT, "deploys into system locations, creates network namespaces: needs root (CI is root)"
 )
-needs_ansible = pytest.mark.skipif(
-    not ANSIBLE_PLAYBOOK.exists(), reason="ansible-core is not installed (the 'deploy' extra)"
+needs_ansible = needs(
+    ANSIBLE_PLAYBOOK.exists(), "ansible-core is not installed (the 'deploy' extra)"
 )
 
 FLEET = "lab"
@@ -343,7 +344,7 @@ def test_local_deploy_into_prefix(  # several minutes: two full playbook runs
 @pytest.fixture
 def netns_device(tmp_path: Path):  # type: ignore[no-untyped-def]
     if not IS_ROOT:
-        pytest.skip("network namespaces need root (CI is root)")
+        skip_or_fail("network namespaces need root (CI is root)")
     if not Path("/usr/sbin/sshd").exists() and not shutil.which("sshd"):
         pytest.fail("sshd is missing: apt-get install -y openssh-server (tests/run.sh installs it)")
     device = NetnsDevice(tmp_path / "device")

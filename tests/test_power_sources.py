@@ -16,6 +16,7 @@ import pytest
 from edgebench.agent.errors import EdgebenchError
 from edgebench.agent.power.base import SourceUnavailable
 from edgebench.agent.power.detect import check_spec, make_source, open_source, probe_all
+from tests.conftest import needs
 
 DATA = Path(__file__).parent / "data" / "power"
 MAX_RANGE = 262_143_328_850  # a real package domain's max_energy_range_uj
@@ -213,7 +214,7 @@ def fake_powertop(bin_dir: Path, capture: Path) -> None:
     )
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the powertop source needs root, as powertop does")
+@needs(os.geteuid() == 0, "the powertop source needs root, as powertop does")
 def test_powertop_source_accumulates_reports(sysfs: Path, tmp_path: Path) -> None:
     from edgebench.agent.power.powertop import PowertopSource
 
@@ -232,7 +233,7 @@ def test_powertop_source_accumulates_reports(sysfs: Path, tmp_path: Path) -> Non
     assert last.joules - first.joules == pytest.approx(7.10 * (last.t - first.t), rel=1e-9)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the powertop source needs root, as powertop does")
+@needs(os.geteuid() == 0, "the powertop source needs root, as powertop does")
 def test_powertop_without_watts_says_why(sysfs: Path, tmp_path: Path) -> None:
     from edgebench.agent.power.powertop import PowertopSource
 

@@ -30,7 +30,7 @@ from edgebench.agent.runtimes.base import SessionOptions
 from edgebench.agent.runtimes.litert_runtime import Graph, LiteRTSession, interpreter_class
 from edgebench.models.frontend.logmel import LogMelFrontend
 from edgebench.models.registry import resolve
-from tests.conftest import run_cli
+from tests.conftest import run_cli, skip_or_fail
 
 pytest.importorskip("ai_edge_litert")
 
@@ -52,7 +52,7 @@ def utterances() -> list:
 
 def _converter_or_skip() -> None:
     if not (tflite.litert_torch_importable() or os.environ.get(tflite.CONVERTER_ENV)):
-        pytest.skip(
+        skip_or_fail(
             f"no litert-torch here and {tflite.CONVERTER_ENV} unset: cannot convert torch models to .tflite"
         )
 
