@@ -295,6 +295,11 @@ def _document(
         recipe=settings.recipe,
     )
     warnings = [*session.warnings, *output.warnings]
+    if sysinfo.emulated:
+        warnings.append(
+            f"measured on an emulated CPU ({sysinfo.emulated}): the timings, throughput and energy are not "
+            f"those of a real {sysinfo.device_model or sysinfo.device_class}"
+        )
     return ResultDocument(
         run_id=run_id,
         seq=seq,

@@ -56,6 +56,8 @@ def inference_tags(doc: ResultDocument) -> dict[str, str]:
         "recipe": c.recipe,
         "noise_snr_db": fmt_number(c.noise_snr_db) if c.noise_snr_db is not None else None,
         "speed": fmt_number(c.speed) if c.speed is not None else None,
+        # Emulated CPUs (qemu): a tag, so that no dashboard query can average them with real devices
+        "emulated": "true" if doc.sysinfo.emulated else None,
     }
     return {k: v for k, v in tags.items() if v not in (None, "")}
 
@@ -211,6 +213,7 @@ def sysinfo_fields(doc: ResultDocument) -> dict[str, Any]:
         "python": s.python,
         "cpu_governor": s.cpu_governor,
         "accelerator": s.accelerator,
+        "emulated": s.emulated,
         "edgebench_version": doc.edgebench_version,
         "run_id": doc.run_id,
     }

@@ -181,7 +181,7 @@ def energy_doc(k: int = 3) -> ResultDocument:
 def test_energy_and_telemetry_fields_and_trace_points() -> None:
     doc = energy_doc()
     again = ResultDocument.model_validate_json(payload(doc))
-    assert again.schema_version == "1.2"
+    assert again.schema_version == "1.3"
     for d in (doc, again):
         assert document_to_lines(d) == document_to_lines_via_point(d)
     lines = document_to_lines(again)

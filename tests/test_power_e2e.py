@@ -57,7 +57,7 @@ def replay_run(tmp_path_factory: pytest.TempPathFactory) -> list[ResultDocument]
 
 def test_energy_filled_from_replay(replay_run: list[ResultDocument]) -> None:
     by = {d.config.scenario: d for d in replay_run}
-    assert by["forward"].schema_version == "1.2"
+    assert by["forward"].schema_version == "1.3"
     for scenario in ("forward", "generate"):
         e = by[scenario].energy
         assert e is not None and e.unavailable_reason is None, e

@@ -97,7 +97,9 @@ def run(
     ] = None,
     max_iterations: Annotated[int, typer.Option(help="Cap on iterations per configuration.")] = 10_000,
     max_duration: Annotated[float, typer.Option(help="Cap on seconds per configuration.")] = 120.0,
-    frontend: Annotated[str, typer.Option(help="Log-mel front end: auto, torch, librosa.")] = "auto",
+    frontend: Annotated[
+        str, typer.Option(help="Log-mel front end: auto (torch, else numpy), torch, numpy, librosa.")
+    ] = "auto",
     weights: Annotated[
         str | None, typer.Option(help="Whisper: a Hugging Face model directory; hybrid: a state-dict file.")
     ] = None,

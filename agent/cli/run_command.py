@@ -107,8 +107,10 @@ def build_settings(req: RunRequest, host: str | None = None, fleet: str | None =
         raise EdgebenchError("--min-duration must be >= 0 and --max-duration > 0")
     if req.max_cv is not None and not 0 < req.max_cv < 100:
         raise EdgebenchError(f"--max-cv is a percentage between 0 and 100 (got {req.max_cv})")
-    if req.frontend not in ("auto", "torch", "librosa"):
-        raise EdgebenchError(f"--frontend must be auto, torch or librosa (got '{req.frontend}')")
+    from edgebench.models.frontend.logmel import BACKENDS
+
+    if req.frontend not in BACKENDS:
+        raise EdgebenchError(f"--frontend must be {', '.join(BACKENDS)} (got '{req.frontend}')")
     if req.idle_seconds < 0:
         raise EdgebenchError(f"--idle-seconds must be >= 0 (got {req.idle_seconds:g})")
     if req.power_rate is not None and not 0 < req.power_rate <= 1000:
@@ -250,9 +252,10 @@ def execute(req: RunRequest) -> None:
     if docs:
         s = docs[0].sysinfo
         where = f"stored in {measured.store_path}" if measured.store_path else "not stored (--no-store)"
+        emulated = f", EMULATED: {s.emulated}" if s.emulated else ""
         out.print(
-            f"[dim]{s.hostname} ({s.device_class}, {s.cpu_model or s.arch}, {s.cpu_cores_logical} cores) · "
-            f"run {docs[0].run_id} · {where}[/]"
+            f"[dim]{s.hostname} ({s.device_class}, {s.cpu_model or s.arch}, {s.cpu_cores_logical} cores"
+            f"{emulated}) · run {docs[0].run_id} · {where}[/]"
         )
     if publish_line:
         out.print(publish_line, highlight=False, soft_wrap=True, markup=False)

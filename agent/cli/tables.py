@@ -67,6 +67,9 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
     }
     varying = [k for k, get in axes.items() if len({get(d) for d in docs}) > 1]
     constant = [axes[k](docs[0]) for k in axes if k not in varying] if docs else []
+    emulated = sorted({d.sysinfo.emulated for d in docs if d.sysinfo.emulated})
+    if emulated:  # never mistaken for the device's speed, whatever else the table shows
+        constant.append(f"[bold red]EMULATED ({', '.join(emulated)}): not the device's speed[/]")
     t = Table(
         title=" · ".join([title, *constant]),
         header_style="bold",

@@ -36,6 +36,26 @@ class ExportArtifact:
     """True when the artifact came from the cache instead of being exported now."""
     meta: dict[str, Any] = field(default_factory=dict)
     """Exporter-specific facts the runtime needs (input/output names, KV-cache layout, ...)."""
+    weights_identity: str | None = None
+    """What the export was made from: a content hash of the weights (``whisper:…``, ``state-dict:…``) or
+    ``random(seed=N)``, as recorded in the manifest."""
+    verified: bool = True
+    """False when this machine took ``weights_identity`` on trust from the manifest instead of hashing
+    the weights itself: a device without torch or the weights runs a copied export (see
+    :func:`edgebench.agent.export.cache.find_copied_export`), and results say so."""
+
+    def describe_source(self) -> str:
+        """Where the weights came from and which export runs them, for ``ModelReport.weights_source``."""
+        origin = self.meta.get("weights_source", "?")
+        return f"{origin} -> {self.options.target} ({self.directory.name})"
+
+    def trust_note(self) -> str:
+        """What a result says when the export's weights identity was taken from its manifest."""
+        identity = self.weights_identity or "not recorded"
+        return (
+            f"{self.directory.name} is a copied export: its weights identity ({identity}) is taken from "
+            "its manifest, not verified on this machine"
+        )
 
     @property
     def size_bytes(self) -> int:

@@ -7,7 +7,13 @@ files elsewhere does not. An export is written into a temporary sibling director
 with its manifest written last, so an interrupted export is never mistaken for a finished one.
 
 Layout: ``<cache dir>/exports/<model>-<target>-<variant>-<key>/`` holding the exported files and
-:data:`MANIFEST` (component -> file name, exporter facts the runtime needs).
+:data:`MANIFEST` (component -> file name, exporter facts the runtime needs, the weights' identity).
+
+A device that only *runs* models (a Raspberry Pi agent: no torch, often no weights) cannot compute the
+key, since that needs the weights the export was made from. It gets the controller's exports copied into
+its cache and finds them by model name and export options instead (:func:`find_copied_export`): the
+manifest's weights identity is taken on trust and the result says so. ``--weights`` may also name an
+export directly (:func:`prebuilt_export`).
 """
 
 from __future__ import annotations
@@ -67,8 +73,9 @@ def _variant(options: ExportOptions) -> str:
     return options.quantize or options.precision
 
 
-def export_key(spec: ModelSpec, options: ExportOptions) -> str:
-    """Hash of everything that changes the exported files."""
+def export_key(spec: ModelSpec, options: ExportOptions, identity: str | None = None) -> str:
+    """Hash of everything that changes the exported files (``identity``: the weights' identity when
+    already computed)."""
     import edgebench.agent as agent
 
     fields = asdict(options)
@@ -76,16 +83,17 @@ def export_key(spec: ModelSpec, options: ExportOptions) -> str:
     payload = {
         "layout": CACHE_LAYOUT_VERSION,
         "spec": asdict(spec),
-        "weights": weights_identity(spec, options),
+        "weights": identity or weights_identity(spec, options),
         "options": fields,
         "edgebench": agent.__version__,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def export_dir(spec: ModelSpec, options: ExportOptions) -> Path:
+def export_dir(spec: ModelSpec, options: ExportOptions, identity: str | None = None) -> Path:
     safe = spec.name.replace(":", "-").replace("/", "-")
-    return exports_root() / f"{safe}-{options.target}-{_variant(options)}-{export_key(spec, options)}"
+    key = export_key(spec, options, identity)
+    return exports_root() / f"{safe}-{options.target}-{_variant(options)}-{key}"
 
 
 def load_artifact(directory: Path) -> ExportArtifact | None:
@@ -98,6 +106,8 @@ def load_artifact(directory: Path) -> ExportArtifact | None:
         return None
     if not all(p.is_file() for p in files.values()):
         return None
+    if manifest.get("layout", CACHE_LAYOUT_VERSION) != CACHE_LAYOUT_VERSION:
+        return None
     return ExportArtifact(
         model=manifest["model"],
         options=options,
@@ -105,7 +115,86 @@ def load_artifact(directory: Path) -> ExportArtifact | None:
         files=files,
         reused=True,
         meta=manifest.get("meta", {}),
+        weights_identity=manifest.get("weights"),
     )
+
+
+def _same_export(a: ExportOptions, b: ExportOptions) -> bool:
+    """Equal in everything but the ``--weights`` path (whose content the manifest's identity stands for)."""
+    fa, fb = asdict(a), asdict(b)
+    fa.pop("weights")
+    fb.pop("weights")
+    return fa == fb
+
+
+def find_copied_export(spec: ModelSpec, options: ExportOptions) -> ExportArtifact | None:
+    """An export of ``spec`` with ``options`` in this machine's cache, found by name, not by key.
+
+    For devices that cannot compute the key (no torch, no weights): their exports were made on a
+    controller and copied here. Several exports of the same model from *different* weights are ambiguous
+    and refused (``--weights`` then names the directory); copies of one export (other edgebench versions)
+    are fine, the newest wins.
+    """
+    root = exports_root()
+    safe = spec.name.replace(":", "-").replace("/", "-")
+    found: list[ExportArtifact] = []
+    for directory in sorted(root.glob(f"{safe}-{options.target}-{_variant(options)}-*")):
+        artifact = load_artifact(directory)
+        if artifact is not None and artifact.model == spec.name and _same_export(artifact.options, options):
+            found.append(artifact)
+    identities = {a.weights_identity for a in found}
+    if len(identities) > 1:
+        dirs = ", ".join(str(a.directory) for a in found)
+        raise EdgebenchError(
+            f"the cache holds exports of {spec.name} from {len(identities)} different weights ({dirs}): "
+            "pass the one to run with --weights DIR"
+        )
+    if not found:
+        return None
+    newest = max(found, key=lambda a: (a.directory / MANIFEST).stat().st_mtime)
+    newest.verified = False
+    return newest
+
+
+def prebuilt_export(spec: ModelSpec, options: ExportOptions) -> ExportArtifact | None:
+    """The export ``--weights`` names (its directory, or any file in it), or None when ``--weights``
+    names model weights (or nothing). Checked against the model and export options asked for."""
+    if not options.weights:
+        return None
+    path = Path(options.weights).expanduser()
+    suffix = f".{options.target}"
+    if path.is_file() and path.suffix.lower() == suffix and (path.parent / MANIFEST).is_file():
+        path = path.parent
+    if not (path.is_dir() and (path / MANIFEST).is_file()):
+        if path.suffix.lower() == suffix or (path.is_dir() and any(path.glob(f"*{suffix}"))):
+            raise EdgebenchError(
+                f"{path} is not an edgebench export (no {MANIFEST} next to it): pass the directory "
+                f"written by `edgebench-agent export --model {spec.name} --to {options.target}`"
+            )
+        return None
+    artifact = load_artifact(path)
+    if artifact is None:
+        raise EdgebenchError(f"{path} is an incomplete, damaged or outdated export: export it again")
+    if artifact.options.target != options.target or artifact.model != spec.name:
+        raise EdgebenchError(
+            f"{path} is a {artifact.options.target} export of {artifact.model}, not a {options.target} "
+            f"export of {spec.name}"
+        )
+    if _variant(artifact.options) != _variant(options):
+        have = _variant(artifact.options)
+        raise EdgebenchError(
+            f"{path} holds {have} graphs but --precision {_variant(options)} was asked: "
+            f"use --precision {have} with it"
+        )
+    artifact.verified = False
+    return artifact
+
+
+def exporter_available() -> bool:
+    """Whether this machine can export at all (torch is the source of every export)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def _write_manifest(artifact: ExportArtifact, directory: Path) -> None:
@@ -120,7 +209,9 @@ def _write_manifest(artifact: ExportArtifact, directory: Path) -> None:
                 f"exporter wrote {name} outside its output directory ({path}): cannot cache it"
             ) from None
     manifest = {
+        "layout": CACHE_LAYOUT_VERSION,
         "model": artifact.model,
+        "weights": artifact.weights_identity,
         "options": asdict(artifact.options),
         "files": files,
         "meta": artifact.meta,
@@ -136,8 +227,23 @@ def cached_export(spec: ModelSpec, options: ExportOptions, exporter: Exporter) -
     ``exporter`` writes into the empty ``out_dir`` it is given and returns an artifact whose files lie
     under it; the result is moved to its final place atomically (a concurrent run that finished first
     wins and its files are used).
+
+    Without torch (nothing can be exported here) or without the weights, an export copied into the cache
+    is looked up by name instead (:func:`find_copied_export`); ``--weights`` naming an export is used
+    as it is (:func:`prebuilt_export`).
     """
-    target = export_dir(spec, options)
+    prebuilt = prebuilt_export(spec, options)
+    if prebuilt is not None:
+        return prebuilt
+    if options.weights is None and not exporter_available():
+        return _copied_or_explain(spec, options, "torch is not installed here, so nothing can be exported")
+    try:
+        identity = weights_identity(spec, options)
+    except EdgebenchError as no_weights:
+        if options.weights is not None:
+            raise
+        return _copied_or_explain(spec, options, str(no_weights))
+    target = export_dir(spec, options, identity)
     found = load_artifact(target)
     if found is not None:
         return found
@@ -146,6 +252,7 @@ def cached_export(spec: ModelSpec, options: ExportOptions, exporter: Exporter) -
     try:
         artifact = exporter(spec, options, tmp)
         artifact.directory = tmp
+        artifact.weights_identity = identity
         _write_manifest(artifact, tmp)
         tmp.chmod(0o755)
         if target.exists():
@@ -162,3 +269,17 @@ def cached_export(spec: ModelSpec, options: ExportOptions, exporter: Exporter) -
         raise EdgebenchError(f"export to {target} did not complete")
     done.reused = False
     return done
+
+
+def _copied_or_explain(spec: ModelSpec, options: ExportOptions, why: str) -> ExportArtifact:
+    """The copied export for (spec, options), or one line saying why there is none and how to get it."""
+    found = find_copied_export(spec, options)
+    if found is not None:
+        return found
+    variant = _variant(options)
+    quantize = " --quantize int8" if options.quantize else (" --precision fp16" if variant == "fp16" else "")
+    raise EdgebenchError(
+        f"no {options.target} export of {spec.name} ({variant}) in {exports_root()}, and {why}: run "
+        f"`edgebench-agent export --model {spec.name} --to {options.target}{quantize}` on a machine with "
+        f"torch and copy the directory it prints into {exports_root()} (or pass it with --weights DIR)"
+    )

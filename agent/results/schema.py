@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 SUPPORTED_MAJOR = 1
 
 DeviceClass = Literal["rpi", "jetson", "x86", "other"]
@@ -69,6 +69,9 @@ class SysInfo(_Doc):
     """GPU name when one is used (e.g. 'NVIDIA Orin (nvgpu)', 'Apple M2')."""
     libraries: dict[str, str] = Field(default_factory=dict)
     """Versions of the libraries that matter for the result (torch, transformers, numpy, …)."""
+    emulated: str | None = None
+    """Set when the CPU was emulated (e.g. 'qemu-user aarch64 on x86_64'): timings then say nothing about
+    the device named above. Detected, or set with EDGEBENCH_EMULATED (see trackers/sysinfo.py)."""
 
 
 class RunConfig(_Doc):
@@ -126,6 +129,11 @@ class ModelReport(_Doc):
     params: dict[str, int]
     """Per component: total, encoder, ctc_head, attention_decoder / decoder."""
     size_on_disk_bytes: int | None = None
+    weights_identity: str | None = None
+    """Exported models: the content hash of the weights the export was made from (from its manifest)."""
+    weights_verified: bool | None = None
+    """Exported models: True when this machine hashed the weights itself; False when it ran an export
+    copied from another machine (a device without torch) and took the identity from the manifest."""
 
 
 class MeasurementPolicy(_Doc):

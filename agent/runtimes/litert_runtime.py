@@ -125,27 +125,19 @@ class Graph:
 # -- finding the graphs ----------------------------------------------------------------------------
 
 
-def prebuilt_location(weights: str | None) -> Path | None:
-    """The .tflite export or file ``--weights`` names, or None when it names torch weights (or nothing)."""
+def standalone_tflite(weights: str | None) -> Path | None:
+    """The single .tflite file ``--weights`` names when it is not part of an edgebench export (a hybrid
+    encoder+CTC graph made elsewhere), else None."""
     if not weights:
         return None
     from edgebench.agent.export.cache import MANIFEST
 
     path = Path(weights).expanduser()
-    if path.is_dir():
-        if (path / MANIFEST).is_file():
-            return path
-        if any(path.glob("*.tflite")):
-            raise EdgebenchError(
-                f"{path} holds .tflite files but no {MANIFEST}: pass the directory written by "
-                "`edgebench-agent export --to tflite`, or one hybrid encoder+CTC .tflite file"
-            )
+    if path.suffix.lower() != ".tflite" or (path.parent / MANIFEST).is_file():
         return None
-    if path.suffix.lower() == ".tflite":
-        if not path.is_file():
-            raise EdgebenchError(f"TFLite model not found: {path}")
-        return path.parent if (path.parent / MANIFEST).is_file() else path
-    return None
+    if not path.is_file():
+        raise EdgebenchError(f"TFLite model not found: {path}")
+    return path
 
 
 class LiteRTSession(RuntimeSession):
@@ -213,35 +205,14 @@ class LiteRTSession(RuntimeSession):
         )
 
     def load(self) -> None:
-        location = prebuilt_location(self.options.weights)
-        if location is None:
-            from edgebench.agent.export.pipeline import export_model
+        standalone = standalone_tflite(self.options.weights)
+        if standalone is not None:
+            self._use_standalone(standalone)
+            return
+        from edgebench.agent.export.pipeline import export_model
 
-            self._use_artifact(export_model(self.spec, self.export_options()))
-        elif location.is_dir():
-            self._use_artifact(self._prebuilt_artifact(location))
-        else:
-            self._use_standalone(location)
-
-    def _prebuilt_artifact(self, directory: Path) -> ExportArtifact:
-        from edgebench.agent.export.cache import load_artifact
-
-        artifact = load_artifact(directory)
-        if artifact is None:
-            raise EdgebenchError(f"{directory} is an incomplete or damaged export: export it again")
-        if artifact.options.target != "tflite" or artifact.model != self.spec.name:
-            raise EdgebenchError(
-                f"{directory} is a {artifact.options.target} export of {artifact.model}, not a tflite export "
-                f"of {self.spec.name}"
-            )
-        quantized = artifact.options.quantize == "int8"
-        if quantized != (self.options.precision == "int8"):
-            have = "int8" if quantized else "fp32"
-            raise EdgebenchError(
-                f"{directory} holds {have} graphs but --precision {self.options.precision} was asked: "
-                f"use --precision {have} with it"
-            )
-        return artifact
+        # The cache, an export --weights names, or one copied from a controller (see export.cache).
+        self._use_artifact(export_model(self.spec, self.export_options()))
 
     def _use_artifact(self, artifact: ExportArtifact) -> None:
         from edgebench.agent.export.tflite import LAYOUT
@@ -253,6 +224,8 @@ class LiteRTSession(RuntimeSession):
                 "export again"
             )
         self.artifact = artifact
+        if not artifact.verified:
+            self.warnings.append(artifact.trust_note())
         outputs = meta.get("outputs", {})
         graphs = {
             name: Graph(path, self.threads, outputs.get(name))
@@ -265,7 +238,7 @@ class LiteRTSession(RuntimeSession):
             self._model = HybridCtcLiteRT(meta, graphs["encoder_ctc"], self.spec.name)
         self._meta = meta
         self._size = artifact.size_bytes
-        self._source = f"{meta['weights_source']} -> tflite ({artifact.directory.name})"
+        self._source = artifact.describe_source()
         if not artifact.reused and "total_s" in meta:
             self.warnings.append(
                 f"exported to .tflite now ({meta['total_s']} s), cached in {artifact.directory}"
@@ -314,6 +287,7 @@ class LiteRTSession(RuntimeSession):
     def model_report(self) -> ModelReport:
         self._require()
         meta = self._meta
+        artifact = self.artifact
         return ModelReport(
             name=self.spec.name,
             family=self.spec.family,
@@ -321,6 +295,8 @@ class LiteRTSession(RuntimeSession):
             weights_source=self._source,
             params={k: int(v) for k, v in meta.get("params", {}).items()},
             size_on_disk_bytes=self._size,
+            weights_identity=artifact.weights_identity if artifact else None,
+            weights_verified=artifact.verified if artifact else None,
         )
 
     def features(self, audio: list[np.ndarray]) -> Features:

@@ -155,6 +155,8 @@ class OnnxRuntimeSession(RuntimeSession):
 
         artifact = export_model(self.spec, self.export_options())
         self.artifact = artifact
+        if not artifact.verified:
+            self.warnings.append(artifact.trust_note())
         graphs = [n for n in ("encoder", "decoder", "encoder_ctc") if n in artifact.files]
         self._sessions = {name: self._session(artifact.files[name]) for name in graphs}
         if self.spec.family == "whisper":
@@ -199,9 +201,11 @@ class OnnxRuntimeSession(RuntimeSession):
             name=self.spec.name,
             family=self.spec.family,
             trained=bool(meta["trained"]),
-            weights_source=f"{meta['weights_source']} -> onnx ({self.artifact.directory.name})",
+            weights_source=self.artifact.describe_source(),
             params={k: int(v) for k, v in meta["params"].items()},
             size_on_disk_bytes=self.artifact.size_bytes,
+            weights_identity=self.artifact.weights_identity,
+            weights_verified=self.artifact.verified,
         )
 
     def features(self, audio: list[np.ndarray]) -> Any:

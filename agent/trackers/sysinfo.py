@@ -9,6 +9,7 @@ of a Raspberry Pi or a Jetson.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import socket
 from collections.abc import Iterable
@@ -77,8 +78,12 @@ def _read(path: Path) -> str | None:
 
 
 def read_device_model(root: Path = Path("/")) -> str | None:
-    """Board name from the device tree (ARM boards), without the trailing NUL the kernel stores."""
+    """Board name from the device tree (ARM boards), without the trailing NUL the kernel stores.
+    ``/proc/device-tree`` is a link to the firmware's device tree in sysfs, read directly when the
+    link is missing (containers and chroots that bring their own /proc)."""
     text = _read(root / "proc/device-tree/model")
+    if text is None:
+        text = _read(root / "sys/firmware/devicetree/base/model")
     if text is None:
         return None
     text = text.replace("\x00", "").strip()
@@ -164,6 +169,44 @@ def read_governor(root: Path = Path("/")) -> str | None:
     return text.strip() or None
 
 
+_KERNEL_ARCH_FAMILY = {"x86": "x86_64", "x86_64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+def read_kernel_arch(root: Path = Path("/")) -> str | None:
+    """The architecture of the running *kernel*, from places a user-mode emulator does not rewrite:
+    ``/proc/sys/kernel/arch`` (Linux 6.1+) or the CPU modalias in sysfs (``cpu:type:x86,…``,
+    ``cpu:type:aarch64:…``). qemu-user answers ``uname`` with the guest's architecture, not these."""
+    text = _read(root / "proc/sys/kernel/arch")
+    if text and text.strip():
+        return _KERNEL_ARCH_FAMILY.get(text.strip(), text.strip())
+    modalias = _read(root / "sys/devices/system/cpu/modalias")
+    if modalias and modalias.startswith("cpu:type:"):
+        kind = modalias[len("cpu:type:") :].split(",", 1)[0].split(":", 1)[0]
+        return _KERNEL_ARCH_FAMILY.get(kind, kind)
+    return None
+
+
+def detect_emulation(
+    arch: str, root: Path = Path("/"), environ: dict[str, str] | None = None
+) -> str | None:
+    """How the CPU is emulated, or None on real hardware.
+
+    ``EDGEBENCH_EMULATED`` decides when set (a harness that knows: any text marks the results, ``0``/
+    ``false``/``no`` clears the mark). Otherwise an architecture mismatch between this process
+    (``uname -m``, which qemu-user fakes) and the kernel gives user-mode emulation away. Full-system
+    emulation (qemu-system) cannot be told from inside; set the variable there.
+    """
+    env = os.environ if environ is None else environ
+    forced = env.get("EDGEBENCH_EMULATED", "").strip()
+    if forced:
+        return None if forced.lower() in ("0", "false", "no", "off") else forced
+    kernel = read_kernel_arch(root)
+    user = _KERNEL_ARCH_FAMILY.get(arch.lower(), arch.lower())
+    if kernel and kernel != user:
+        return f"qemu-user {user} on {kernel}"
+    return None
+
+
 def library_versions(libraries: Iterable[str] = DEFAULT_LIBRARIES) -> dict[str, str]:
     """Installed versions by import name, from package metadata only; missing libraries are skipped."""
     versions: dict[str, str] = {}
@@ -203,4 +246,5 @@ def collect_sysinfo(
         cpu_governor=read_governor(root),
         accelerator=accelerator,
         libraries=library_versions(libraries),
+        emulated=detect_emulation(arch, root),
     )

@@ -7,14 +7,18 @@ a dynamic-range floor of 8 decades below the maximum and the ``(x + 4) / 4`` res
 up as a WER change that would be wrongly blamed on the device, which is why a test pins this front end to
 ``WhisperFeatureExtractor``.
 
-Two interchangeable backends compute it:
+Three interchangeable backends compute it:
 
 * ``torch`` — ``torch.stft``; fast, and the natural choice when the model runs in PyTorch anyway.
-* ``librosa`` — ``librosa.stft`` + numpy; exists because some ARM builds of PyTorch (no MKL, odd wheels)
-  ship a ``torch.stft`` that raises. The results agree to ~1e-5.
+* ``numpy`` — the same STFT written with ``numpy.fft.rfft`` over strided frames: no dependency beyond
+  numpy, so it is what a device without torch (a Raspberry Pi agent) uses. ``auto`` picks it whenever
+  torch is missing or its ``stft`` is broken (some ARM builds without MKL raise).
+* ``librosa`` — ``librosa.stft`` + numpy, only when asked for: librosa brings scipy, scikit-learn and
+  numba (hundreds of MB), which a device install should not need.
 
-Neither torch nor librosa is imported at module load: both are optional extras, and importing librosa
-costs seconds on a Raspberry Pi. For the same reason the mel filters are not computed with librosa at run
+The three agree to ~1e-5 (a test pins each to the torch backend within 1e-4). Neither torch nor librosa
+is imported at module load: both are optional extras, and importing librosa costs seconds on a
+Raspberry Pi. For the same reason the mel filters are not computed with librosa at run
 time but loaded from ``mel_filters.npz`` (generated once by ``make_mel_filters.py``), as Whisper does.
 """
 
@@ -40,11 +44,9 @@ HOP_LENGTH = 160
 N_SAMPLES_30S = 30 * SAMPLE_RATE  # 480000: the fixed Whisper input length
 N_FRAMES_30S = N_SAMPLES_30S // HOP_LENGTH  # 3000
 
-BACKENDS = ("auto", "torch", "librosa")
+BACKENDS = ("auto", "torch", "numpy", "librosa")
 MEL_SIZES = (80, 128)
 _MIN_SAMPLES = N_FFT // 2 + 1  # reflect padding of n_fft // 2 needs strictly more samples than that
-
-_INSTALL_HINT = "pip install 'edgebench[torch]' or pip install 'edgebench[librosa]'"
 
 
 def _torch_stft_works() -> bool:
@@ -73,21 +75,12 @@ def _torch_stft_works() -> bool:
     return True
 
 
-def _librosa_importable() -> bool:
-    """Whether librosa imports (any exception counts as no: a broken numba install raises odd errors)."""
-    try:
-        import librosa  # noqa: F401
-    except Exception as exc:
-        logger.debug("librosa log-mel backend unavailable: %s", exc)
-        return False
-    return True
-
-
 def select_backend(requested: str) -> str:
     """Resolve a requested backend (``auto``/``torch``/``librosa``) to the one that will be used.
 
-    An explicit request is honoured or fails loudly (the user asked for it, silently using the other one
-    would make comparisons lie); ``auto`` prefers torch when its ``stft`` works and falls back to librosa.
+    An explicit request is honoured or fails loudly (the user asked for it, silently using another one
+    would make comparisons lie); ``auto`` prefers torch when its ``stft`` works and otherwise uses numpy,
+    which is always there.
     """
     if requested == "torch":
         require("torch", "torch", "The torch log-mel front end")
@@ -95,15 +88,10 @@ def select_backend(requested: str) -> str:
     if requested == "librosa":
         require("librosa", "librosa", "The librosa log-mel front end")
         return "librosa"
+    if requested == "numpy":
+        return "numpy"
     if requested == "auto":
-        if _torch_stft_works():
-            return "torch"
-        if _librosa_importable():
-            return "librosa"
-        raise EdgebenchError(
-            "The log-mel front end needs either PyTorch (with a working torch.stft) or librosa: "
-            + _INSTALL_HINT
-        )
+        return "torch" if _torch_stft_works() else "numpy"
     raise EdgebenchError(f"Unknown log-mel backend {requested!r}; choose one of: {', '.join(BACKENDS)}")
 
 
@@ -125,8 +113,16 @@ def mel_filters(n_mels: int) -> np.ndarray:
     return filters
 
 
+@functools.lru_cache(maxsize=1)
+def _periodic_hann() -> np.ndarray:
+    """``torch.hann_window(400)``: periodic, i.e. the first N points of an N+1-point symmetric window."""
+    window = np.hanning(N_FFT + 1)[:-1]
+    window.setflags(write=False)
+    return window
+
+
 def _log_compress(mel: np.ndarray) -> np.ndarray:
-    """Whisper's log10 / 8-decade floor / rescale, shared by the numpy path."""
+    """Whisper's log10 / 8-decade floor / rescale, shared by the numpy and librosa paths."""
     log_spec = np.log10(np.maximum(mel, 1e-10))
     log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
     return ((log_spec + 4.0) / 4.0).astype(np.float32, copy=False)
@@ -167,16 +163,13 @@ class LogMelFrontend:
                 if self.requested_backend != "auto":
                     raise EdgebenchError(
                         f"torch.stft failed in the log-mel front end ({exc}); "
-                        "use the librosa backend instead: pip install 'edgebench[librosa]'"
+                        "use --frontend numpy instead"
                     ) from exc
-                if not _librosa_importable():
-                    raise EdgebenchError(
-                        f"torch.stft failed in the log-mel front end ({exc}) and librosa, the fallback, "
-                        "is not installed: pip install 'edgebench[librosa]'"
-                    ) from exc
-                logger.warning("torch.stft failed (%s); falling back to the librosa log-mel front end", exc)
-                self.backend = "librosa"
-        return self._librosa_logmel(audio)
+                logger.warning("torch.stft failed (%s); falling back to the numpy log-mel front end", exc)
+                self.backend = "numpy"
+        if self.backend == "librosa":
+            return self._librosa_logmel(audio)
+        return self._numpy_logmel(audio)
 
     @staticmethod
     def _prepare(audio: np.ndarray, pad_to_samples: int | None) -> np.ndarray:
@@ -226,6 +219,15 @@ class LogMelFrontend:
             log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
             log_spec = (log_spec + 4.0) / 4.0
         return log_spec.numpy().astype(np.float32, copy=False)
+
+    def _numpy_logmel(self, audio: np.ndarray) -> np.ndarray:
+        """The same transform with numpy alone: reflect padding, strided frames, a periodic Hann window
+        (``torch.hann_window``'s default) and a real FFT per frame."""
+        padded = np.pad(audio, N_FFT // 2, mode="reflect")
+        frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH]
+        spectrum = np.fft.rfft(frames * _periodic_hann(), axis=-1)  # [frames, n_fft // 2 + 1]
+        power = (np.abs(spectrum[:-1]) ** 2).T  # Whisper drops the last frame
+        return _log_compress(self.filters @ power.astype(np.float32, copy=False))
 
     def _librosa_logmel(self, audio: np.ndarray) -> np.ndarray:
         """The same transform with ``librosa.stft``; ``pad_mode="reflect"`` matters (librosa's default

@@ -17,5 +17,6 @@ def load_tokenizer_file(path: Path, runtime: str) -> Any:
     try:
         from tokenizers import Tokenizer
     except ImportError:
-        raise MissingExtraError("tokenizers", "whisper", f"Whisper transcription on {runtime}") from None
+        extra = {"onnxruntime": "onnx"}.get(runtime, runtime)  # the extra that brings tokenizers
+        raise MissingExtraError("tokenizers", extra, f"Whisper transcription on {runtime}") from None
     return Tokenizer.from_file(str(path))
