@@ -176,7 +176,8 @@ class NetnsDevice:
         self.log_file = self.dir / "sshd.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 15.0) -> NetnsDevice:
+    def _link(self) -> None:
+        """The namespace and its veth link to this machine (no other route)."""
         _sh("ip", "netns", "add", self.ns)
         _sh("ip", "link", "add", self.veth_host, "type", "veth", "peer", "name", self.veth_dev)
         _sh("ip", "link", "set", self.veth_dev, "netns", self.ns)
@@ -189,6 +190,8 @@ class NetnsDevice:
         ):
             self.exec(*cmd)
 
+    def start(self, timeout: float = 15.0) -> NetnsDevice:
+        self._link()
         host_key = self.dir / "ssh_host_ed25519_key"
         for key in (host_key, self.key):
             if not key.exists():

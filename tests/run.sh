@@ -9,9 +9,12 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # System packages the tests use: libsndfile (audio I/O); the servers the streaming tests start on free
 # loopback ports (tests/servers.py): mosquitto (+ mosquitto_passwd, clients), InfluxDB 1.x,
 # VictoriaMetrics, openssl for the broker's test CA; openssh-server (sshd of the test device the Ansible
-# tests start in a network namespace), powertop and iproute2 (what the agent role expects on a device).
+# tests start in a network namespace), powertop and iproute2 (what the agent role expects on a device);
+# qemu-user-static, binfmt-support and debootstrap for the emulated Raspberry Pi 5 (tests/emulated_pi.py:
+# its arm64 root filesystem is built once and cached in /var/cache/edgebench-tests).
 # (espeak-ng + sox only regenerate the built-in set.)
-pkgs=(libsndfile1 mosquitto mosquitto-clients influxdb victoria-metrics openssl openssh-server powertop iproute2)
+pkgs=(libsndfile1 mosquitto mosquitto-clients influxdb victoria-metrics openssl openssh-server powertop iproute2
+      qemu-user-static binfmt-support debootstrap)
 services=(mosquitto:mosquitto influxdb:influxdb victoria-metrics:victoria-metrics openssh-server:ssh)  # package:service
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

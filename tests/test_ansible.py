@@ -50,15 +50,14 @@ IS_ROOT = os.geteuid() == 0
 needs_root = needs(
     IS_ROOT, "deploys into system locations, creates network namespaces: needs root (CI is root)"
 )
-needs_ansible = needs(
-    ANSIBLE_PLAYBOOK.exists(), "ansible-core is not installed (the 'deploy' extra)"
-)
+needs_ansible = needs(ANSIBLE_PLAYBOOK.exists(), "ansible-core is not installed (the 'deploy' extra)")
 
 FLEET = "lab"
 PASSWORDS = {
     "collector": "collector-Secret-4f1c",
     "edge-local": "edge-local-Secret-93ab",
     "edge-01": "edge-01-Secret-7d20",
+    "edge-pi5": "edge-pi5-Secret-2b6e",  # the emulated Raspberry Pi 5 (tests/test_emulated_pi.py)
 }
 VAULT_PASSWORD = "vault-test-password"
 
@@ -371,6 +370,48 @@ def _influx_rows(url: str, db: str, query: str) -> list[dict]:
     return rows
 
 
+def start_server_stack(
+    server_root: Path, ports: dict[str, int], device: NetnsDevice, tmp_path: Path
+) -> tuple[list[Service], str, Service]:
+    """Broker, InfluxDB and collector started from the deployed files as their units would start them:
+    (services to stop, InfluxDB URL, the collector)."""
+    logs = tmp_path / "logs"
+    logs.mkdir(exist_ok=True)
+    services: list[Service] = []
+    try:
+        broker = Service(
+            "mosquitto",
+            [MOSQUITTO_BIN, "-c", str(server_root / "etc" / "mosquitto" / "mosquitto.conf")],
+            logs / "mosquitto.out",
+        )
+        services.append(broker)
+        broker.wait_for(
+            lambda: (
+                port_open(ports["edgebench_broker_port"])
+                and port_open(ports["edgebench_broker_tls_port"], device.host_ip)
+            ),
+            "listeners",
+        )
+        influx = Service(
+            "influxd",
+            [INFLUXD_BIN, "run", "-config", str(server_root / "etc" / "influxdb" / "influxdb.conf")],
+            logs / "influxd.out",
+        )
+        services.append(influx)
+        influx_url = f"http://127.0.0.1:{ports['edgebench_influxdb_port']}"
+        influx.wait_for(lambda: port_open(ports["edgebench_influxdb_port"]), "HTTP listener")
+        unit = server_root / "etc" / "systemd" / "system" / "edgebench-collector.service"
+        argv, env = unit_command(unit, tmp_path / "credentials")
+        collector = Service("edgebench-collector", argv, logs / "collector.out", env)
+        services.append(collector)
+        collector.wait_for(lambda: '"mqtt_connected"' in collector.log(), "MQTT connection", timeout=120)
+    except BaseException:
+        for service in reversed(services):
+            service.stop()
+        raise
+    return services, influx_url, collector
+
+
 @needs_root
 @needs_ansible
 def test_netns_device_deploy_end_to_end(  # several minutes: three playbook runs, torch installed over SSH
@@ -429,37 +470,8 @@ def test_netns_device_deploy_end_to_end(  # several minutes: three playbook runs
     assert server_run.changed("server") > 0 and "edge-01" not in server_run.recap
 
     # 2. Start what systemd would start, from the deployed files.
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    services: list[Service] = []
+    services, influx_url, collector = start_server_stack(server_root, ports, device, tmp_path)
     try:
-        broker = Service(
-            "mosquitto",
-            [MOSQUITTO_BIN, "-c", str(server_root / "etc" / "mosquitto" / "mosquitto.conf")],
-            logs / "mosquitto.out",
-        )
-        services.append(broker)
-        broker.wait_for(
-            lambda: (
-                port_open(ports["edgebench_broker_port"])
-                and port_open(ports["edgebench_broker_tls_port"], device.host_ip)
-            ),
-            "listeners",
-        )
-        influx = Service(
-            "influxd",
-            [INFLUXD_BIN, "run", "-config", str(server_root / "etc" / "influxdb" / "influxdb.conf")],
-            logs / "influxd.out",
-        )
-        services.append(influx)
-        influx_url = f"http://127.0.0.1:{ports['edgebench_influxdb_port']}"
-        influx.wait_for(lambda: port_open(ports["edgebench_influxdb_port"]), "HTTP listener")
-        unit = server_root / "etc" / "systemd" / "system" / "edgebench-collector.service"
-        argv, env = unit_command(unit, tmp_path / "credentials")
-        collector = Service("edgebench-collector", argv, logs / "collector.out", env)
-        services.append(collector)
-        collector.wait_for(lambda: '"mqtt_connected"' in collector.log(), "MQTT connection", timeout=120)
-
         # 3. Everything: the server part is unchanged, the device gets the agent and runs the smoke test.
         full = run_playbook(deploy_source, inventory, *args)
         _report("(b) full run (agent on the netns device + smoke run)", full)

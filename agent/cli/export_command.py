@@ -10,7 +10,13 @@ def _size(num_bytes: int) -> str:
 
 
 def export_command(
-    model: str, to: str, quantize: str | None, precision: str, weights: str | None, seed: int
+    model: str,
+    to: str,
+    quantize: str | None,
+    precision: str,
+    weights: str | None,
+    seed: int,
+    json_out: bool = False,
 ) -> None:
     from rich.console import Console
 
@@ -29,6 +35,20 @@ def export_command(
     err = Console(stderr=True)
     with err.status(f"exporting {spec.name} to {to} (first time only; cached afterwards)"):
         artifact = export_model(spec, options)
+    if json_out:  # for scripts (the Ansible role copies exactly these directories to devices)
+        import json
+
+        doc = {
+            "model": spec.name,
+            "target": to,
+            "variant": options.quantize or options.precision,
+            "directory": str(artifact.directory),
+            "reused": artifact.reused,
+            "size_bytes": artifact.size_bytes,
+            "weights_identity": artifact.weights_identity,
+        }
+        print(json.dumps(doc))
+        return
     out = Console(highlight=False, soft_wrap=True)
     state = "reused from cache" if artifact.reused else "exported"
     out.print(f"{spec.name} -> {to} ({options.quantize or options.precision}): {state}")

@@ -318,7 +318,7 @@ def power_watch(
 @app.command("export")
 def export_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `models`).")],
-    to: Annotated[str, typer.Option("--to", help="Target format: onnx or tflite.")],
+    to: Annotated[str, typer.Option("--to", help="Target format: onnx, tflite or ctranslate2 (a copy).")],
     quantize: Annotated[
         str | None, typer.Option(help="int8: dynamic-range int8 weights (activations quantised per call).")
     ] = None,
@@ -327,11 +327,16 @@ def export_cmd(
         str | None, typer.Option(help="Whisper: a Hugging Face directory; hybrid: a state-dict file.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for untrained (random) hybrid weights.")] = 0,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON line (directory, reused).")
+    ] = False,
 ) -> None:
-    """Export a model to ONNX or TFLite (cached; `run` does this automatically) and show where it is."""
+    """Export a model to ONNX or TFLite (cached; `run` does this automatically) and show where it is.
+
+    Copy the printed directory into a device's cache (<cache>/exports/) and a device without torch runs it."""
     from edgebench.agent.cli.export_command import export_command
 
-    export_command(model, to, quantize, precision, weights, seed)
+    export_command(model, to, quantize, precision, weights, seed, json_out)
 
 
 # --- recipes (agent/recipes) ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-ExportTarget = Literal["onnx", "tflite"]
+ExportTarget = Literal["onnx", "tflite", "ctranslate2"]
 
 
 @dataclass(frozen=True)

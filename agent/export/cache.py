@@ -55,6 +55,10 @@ def weights_identity(spec: ModelSpec, options: ExportOptions) -> str:
     untrained random weights."""
     from edgebench.models.whisper.ct2_convert import file_sha256
 
+    if options.target == "ctranslate2":
+        from edgebench.agent.export.ctranslate2 import weights_identity as ct2_identity
+
+        return ct2_identity(spec, options)
     if spec.family == "whisper":
         from edgebench.models.whisper.weights import WEIGHT_FILES, resolve_whisper_weights
 
@@ -190,11 +194,20 @@ def prebuilt_export(spec: ModelSpec, options: ExportOptions) -> ExportArtifact |
     return artifact
 
 
-def exporter_available() -> bool:
-    """Whether this machine can export at all (torch is the source of every export)."""
+def exporter_available(target: str) -> bool:
+    """Whether this machine can export to ``target`` at all: torch is the source of the ONNX and TFLite
+    exports, plus onnx for ONNX, and litert-torch (here or in ``EDGEBENCH_LITERT_PYTHON``) for TFLite."""
     import importlib.util
 
-    return importlib.util.find_spec("torch") is not None
+    if target == "ctranslate2":
+        return True  # a copy, no exporter: weights_identity() says whether there is a source
+    if importlib.util.find_spec("torch") is None:
+        return False
+    if target == "onnx":
+        return importlib.util.find_spec("onnx") is not None
+    from edgebench.agent.export.tflite import CONVERTER_ENV, litert_torch_importable
+
+    return litert_torch_importable() or bool(os.environ.get(CONVERTER_ENV))
 
 
 def _write_manifest(artifact: ExportArtifact, directory: Path) -> None:
@@ -235,8 +248,9 @@ def cached_export(spec: ModelSpec, options: ExportOptions, exporter: Exporter) -
     prebuilt = prebuilt_export(spec, options)
     if prebuilt is not None:
         return prebuilt
-    if options.weights is None and not exporter_available():
-        return _copied_or_explain(spec, options, "torch is not installed here, so nothing can be exported")
+    if options.weights is None and not exporter_available(options.target):
+        needs = "edgebench[export]" if options.target == "onnx" else "edgebench[export] + litert-torch"
+        return _copied_or_explain(spec, options, f"this machine has no {options.target} exporter ({needs})")
     try:
         identity = weights_identity(spec, options)
     except EdgebenchError as no_weights:
@@ -281,5 +295,6 @@ def _copied_or_explain(spec: ModelSpec, options: ExportOptions, why: str) -> Exp
     raise EdgebenchError(
         f"no {options.target} export of {spec.name} ({variant}) in {exports_root()}, and {why}: run "
         f"`edgebench-agent export --model {spec.name} --to {options.target}{quantize}` on a machine with "
-        f"torch and copy the directory it prints into {exports_root()} (or pass it with --weights DIR)"
+        f"the exporters and copy the directory it prints into {exports_root()} (or pass it with "
+        "--weights DIR)"
     )

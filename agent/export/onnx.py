@@ -45,8 +45,8 @@ def check_options(options: ExportOptions) -> None:
 def export_onnx(spec: ModelSpec, options: ExportOptions, out_dir: Path) -> ExportArtifact:
     """Export ``spec`` into the empty directory ``out_dir`` (see the module docstring)."""
     check_options(options)
-    require("torch", "torch", "exporting models to ONNX")
-    require("onnx", "onnx", "exporting models to ONNX")
+    require("torch", "export", "exporting models to ONNX")
+    require("onnx", "export", "exporting models to ONNX")
     from edgebench.models.registry import load_torch_model
 
     model = load_torch_model(spec, options.weights, seed=options.seed)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from edgebench.agent.export.base import ExportArtifact, ExportOptions, ExportTarget
     from edgebench.models.spec import ModelSpec
 
-TARGETS: tuple[ExportTarget, ...] = ("onnx", "tflite")
+TARGETS: tuple[ExportTarget, ...] = ("onnx", "tflite", "ctranslate2")
 
 
 def export_model(spec: ModelSpec, options: ExportOptions) -> ExportArtifact:
@@ -25,4 +25,9 @@ def export_model(spec: ModelSpec, options: ExportOptions) -> ExportArtifact:
         from edgebench.agent.export.tflite import export_tflite
 
         return cached_export(spec, options, export_tflite)
+    if options.target == "ctranslate2":
+        from edgebench.agent.export.ctranslate2 import check_options, export_ctranslate2
+
+        check_options(options)
+        return cached_export(spec, options, export_ctranslate2)
     raise EdgebenchError(f"unknown export target '{options.target}': use {' or '.join(TARGETS)}")

