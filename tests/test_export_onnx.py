@@ -7,6 +7,7 @@ whatever the weights); Whisper's export is checked end to end in test_runtime_eq
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,37 @@ def test_cli_export_bad_input_is_one_line(args: list[str], message: str, tmp_pat
     result = run_cli("export", "--model", "lstm-ctc:tiny", *args, env={"EDGEBENCH_CACHE_DIR": str(tmp_path)})
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_copied_exports_are_found_by_name_and_trusted(own_cache: Path, tmp_path: Path) -> None:
+    """A device without torch gets a controller's export: found by name, identity taken on trust."""
+    from edgebench.agent.export.cache import exports_root, find_copied_export, prebuilt_export
+
+    spec = resolve("lstm-ctc:tiny")
+    made = export_model(spec, ExportOptions("onnx"))
+    assert made.verified and made.weights_identity == "random(seed=0)"
+    found = find_copied_export(spec, ExportOptions("onnx"))
+    assert found is not None and found.directory == made.directory and not found.verified
+    assert found.weights_identity == "random(seed=0)"
+    assert find_copied_export(spec, ExportOptions("onnx", quantize="int8")) is None  # other options
+    assert find_copied_export(resolve("lstm-ctc:small"), ExportOptions("onnx")) is None
+    # --weights naming the export (its directory or a file in it) runs exactly that one.
+    for weights in (made.directory, made.files["encoder_ctc"]):
+        named = prebuilt_export(spec, ExportOptions("onnx", weights=str(weights)))
+        assert named is not None and named.directory == made.directory and not named.verified
+    with pytest.raises(EdgebenchError, match="holds fp32 graphs but --precision int8"):
+        prebuilt_export(spec, ExportOptions("onnx", quantize="int8", weights=str(made.directory)))
+    with pytest.raises(EdgebenchError, match="not a tflite export"):
+        prebuilt_export(spec, ExportOptions("tflite", weights=str(made.directory)))
+    loose = tmp_path / "loose.onnx"
+    loose.write_bytes(made.files["encoder_ctc"].read_bytes())
+    with pytest.raises(EdgebenchError, match="not an edgebench export"):
+        prebuilt_export(spec, ExportOptions("onnx", weights=str(loose)))
+    # Two copies from different weights are ambiguous: refused, naming both.
+    other = exports_root() / f"{made.directory.name[:-16]}ffffffffffffffff"
+    shutil.copytree(made.directory, other)
+    manifest = json.loads((other / MANIFEST).read_text())
+    manifest["weights"] = "state-dict:0123456789abcdef"
+    (other / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(EdgebenchError, match="from 2 different weights"):
+        find_copied_export(spec, ExportOptions("onnx"))

@@ -107,3 +107,24 @@ def test_unwritable_store_is_a_clear_error(tmp_path) -> None:
     blocker.write_text("x")
     with pytest.raises(EdgebenchError, match="cannot open the results store"):
         ResultStore(blocker / "sub" / "r.sqlite")
+
+
+def test_emulated_results_are_marked_in_the_table_and_in_influxdb_points() -> None:
+    """Emulated timings must never pass for the device's: the table title says so, InfluxDB gets a tag."""
+    from rich.console import Console
+
+    from edgebench.agent.cli.tables import results_table
+    from edgebench.collector.points import document_to_lines, inference_tags
+
+    real = make_doc("r-1", 0)
+    emulated = real.model_copy(deep=True)
+    emulated.sysinfo.emulated = "qemu-user aarch64 on x86_64"
+    console = Console(width=80, record=True)
+    console.print(results_table([emulated]))
+    assert console.export_text().startswith("EMULATED (qemu-user aarch64 on x86_64) · edgebench results")
+    console = Console(width=80, record=True)
+    console.print(results_table([real]))
+    assert "EMULATED" not in console.export_text()
+    assert inference_tags(emulated)["emulated"] == "true" and "emulated" not in inference_tags(real)
+    lines = document_to_lines(emulated)
+    assert any(line.startswith("inference,") and ",emulated=true," in line for line in lines)

@@ -68,10 +68,10 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
     varying = [k for k, get in axes.items() if len({get(d) for d in docs}) > 1]
     constant = [axes[k](docs[0]) for k in axes if k not in varying] if docs else []
     emulated = sorted({d.sysinfo.emulated for d in docs if d.sysinfo.emulated})
-    if emulated:  # never mistaken for the device's speed, whatever else the table shows
-        constant.append(f"[bold red]EMULATED ({', '.join(emulated)}): not the device's speed[/]")
+    # First in the title, so that no width cuts it off: emulated timings are not the device's speed.
+    mark = [f"[bold red]EMULATED ({', '.join(emulated)})[/]"] if emulated else []
     t = Table(
-        title=" · ".join([title, *constant]),
+        title=" · ".join([*mark, title, *constant]),
         header_style="bold",
         title_justify="left",
         box=box.SIMPLE_HEAD,

@@ -82,13 +82,12 @@ def export_key(spec: ModelSpec, options: ExportOptions, identity: str | None = N
     already computed)."""
     import edgebench.agent as agent
 
-    fields = asdict(options)
-    fields.pop("weights")  # the path itself does not matter, its content (in weights_identity) does
+    identity = identity or weights_identity(spec, options)
     payload = {
         "layout": CACHE_LAYOUT_VERSION,
         "spec": asdict(spec),
-        "weights": identity or weights_identity(spec, options),
-        "options": fields,
+        "weights": identity,
+        "options": _export_fields(options, identity),
         "edgebench": agent.__version__,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -123,12 +122,20 @@ def load_artifact(directory: Path) -> ExportArtifact | None:
     )
 
 
-def _same_export(a: ExportOptions, b: ExportOptions) -> bool:
-    """Equal in everything but the ``--weights`` path (whose content the manifest's identity stands for)."""
-    fa, fb = asdict(a), asdict(b)
-    fa.pop("weights")
-    fb.pop("weights")
-    return fa == fb
+def _export_fields(options: ExportOptions, identity: str | None) -> dict:
+    """The options that change the exported files. Never the ``--weights`` path (its content, in the
+    identity, does); the seed only for seeded random weights (``run --seed`` also draws datasets, and must
+    not re-export a trained model)."""
+    fields = asdict(options)
+    fields.pop("weights")
+    if not (identity or "").startswith("random("):
+        fields.pop("seed")
+    return fields
+
+
+def _same_export(artifact: ExportArtifact, options: ExportOptions) -> bool:
+    identity = artifact.weights_identity
+    return _export_fields(artifact.options, identity) == _export_fields(options, identity)
 
 
 def find_copied_export(spec: ModelSpec, options: ExportOptions) -> ExportArtifact | None:
@@ -144,7 +151,7 @@ def find_copied_export(spec: ModelSpec, options: ExportOptions) -> ExportArtifac
     found: list[ExportArtifact] = []
     for directory in sorted(root.glob(f"{safe}-{options.target}-{_variant(options)}-*")):
         artifact = load_artifact(directory)
-        if artifact is not None and artifact.model == spec.name and _same_export(artifact.options, options):
+        if artifact is not None and artifact.model == spec.name and _same_export(artifact, options):
             found.append(artifact)
     identities = {a.weights_identity for a in found}
     if len(identities) > 1:

@@ -19,8 +19,8 @@ The directory is also packed into ``<out>.tar`` (sorted, zeroed times and owners
 identical wheels), which the playbook copies as one file: copying ~30 wheels one by one costs a module
 round trip each, on every run.
 
-Prints one JSON line: {"changed": bool, "wheel": "<file name>", "dir": "<out dir>", "archive": "<tar>",
-"files": N}.
+Prints one JSON line: {"changed": bool, "wheel": "<file name>", "pip_wheel": "<file name>", "dir": "<out
+dir>", "archive": "<tar>", "files": N}.
 """
 
 from __future__ import annotations
@@ -103,9 +103,10 @@ def wheel_requirements(wheel: Path) -> list[str]:
 
 
 def collect_dependencies(wheel: Path, out: Path, args: argparse.Namespace) -> None:
-    """Wheels of edgebench[extras] (+ the torch spec) for the target platform into ``out``."""
+    """Wheels of edgebench[extras] (+ the torch spec) for the target platform into ``out``, and pip's own
+    wheel: a device whose venv has no pip (edgebench_venv_with_pip: false) installs by running it."""
     target = f"{wheel}[{args.extras}]" if args.extras else str(wheel)
-    reqs = [target, *args.requirement]
+    reqs = [target, *args.requirement, "pip"]
     index_opts: list[str] = []
     for url in args.extra_index_url:
         index_opts += ["--extra-index-url", url]
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                     "python_version": a.python_version if a.platform else None,
                     "extra_index_urls": a.extra_index_url,
                     "edgebench_requires": wheel_requirements(wheel),
+                    "pip_wheel": True,
                 }
                 stamp = a.out / STAMP
                 try:
@@ -199,11 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wheelhouse: {exc}", file=sys.stderr)
         return 1
     files = len(list(a.out.glob("*.whl")))
+    pip_wheels = sorted(a.out.glob("pip-*.whl"))
     print(
         json.dumps(
             {
                 "changed": changed,
                 "wheel": wheel.name,
+                "pip_wheel": pip_wheels[-1].name if pip_wheels else None,
                 "dir": str(a.out),
                 "archive": str(archive),
                 "files": files,
