@@ -19,10 +19,14 @@ import os
 import shlex
 import sys
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from edgebench.collector.grafana.dashboards import fleet_overview
+from edgebench.collector.grafana.verify import verify_dashboard
 from tests.ansible_env import run_playbook
 from tests.conftest import run_cli, skip_or_fail
 from tests.emulated_pi import HOSTNAME, EmulatedPi, ensure_rootfs
@@ -227,6 +231,19 @@ def test_deploy_rpi_class_and_whisper_results_reach_influxdb(  # ~10 min: emulat
             assert row["device_class"] == "rpi" and row["fleet"] == FLEET and row["emulated"] == "true"
             assert row["precision"] == "int8" and row["energy_kind"] == "estimated"
             assert row["energy_source"] == "rpi-pmic" and row["energy_joules_total"] > 0
+
+        # The fleet overview's table (its real query, as Grafana sends it) shows the Pi's rows as emulated.
+        def influxql(q: str) -> dict:
+            url = f"{influx_url}/query?" + urllib.parse.urlencode({"q": q, "db": "edgebench"})
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return json.loads(resp.read())
+
+        overview = verify_dashboard(
+            fleet_overview(), influxql, time_from="now-1h", now_ms=int(time.time() * 1000)
+        )
+        latest = next(c for c in overview.queries if c.panel.startswith("Latest result"))
+        pi_rows = [series for series in latest.data if series["tags"]["host"] == HOSTNAME]
+        assert pi_rows and all(series["tags"]["emulated"] == "true" for series in pi_rows), latest.data
 
         again = run_playbook(deploy_source, inventory, *args)
         _report("(rpi) second full run", again)
