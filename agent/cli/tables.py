@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from edgebench.agent.report.tables import fmt_mib, fmt_pct
@@ -69,7 +70,7 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
     constant = [axes[k](docs[0]) for k in axes if k not in varying] if docs else []
     emulated = sorted({d.sysinfo.emulated for d in docs if d.sysinfo.emulated})
     # First in the title, so that no width cuts it off: emulated timings are not the device's speed.
-    mark = [f"[bold red]EMULATED ({', '.join(emulated)})[/]"] if emulated else []
+    mark = [f"[bold red]EMULATED ({escape(', '.join(emulated))})[/]"] if emulated else []
     t = Table(
         title=" · ".join([*mark, title, *constant]),
         header_style="bold",

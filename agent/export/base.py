@@ -39,6 +39,8 @@ class ExportArtifact:
     weights_identity: str | None = None
     """What the export was made from: a content hash of the weights (``whisper:…``, ``state-dict:…``) or
     ``random(seed=N)``, as recorded in the manifest."""
+    created: str = ""
+    """When the export was made (its manifest's ``created``, ISO 8601): copies keep it, file times don't."""
     verified: bool = True
     """False when this machine took ``weights_identity`` on trust from the manifest instead of hashing
     the weights itself: a device without torch or the weights runs a copied export (see

@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 MANIFEST = "edgebench-export.json"
 """Written last: a directory without it is an interrupted export and is replaced."""
 
-CACHE_LAYOUT_VERSION = 2
-"""Bumped when the exported graphs change shape or I/O names, so stale exports are not reused."""
+CACHE_LAYOUT_VERSION = 3
+"""Bumped when the exported graphs or the manifest change, so stale exports are not reused. 3: the manifest
+records its layout and the weights' identity (exports copied to devices are found by them)."""
 
 Exporter = Callable[["ModelSpec", ExportOptions, Path], ExportArtifact]
 
@@ -109,8 +110,8 @@ def load_artifact(directory: Path) -> ExportArtifact | None:
         return None
     if not all(p.is_file() for p in files.values()):
         return None
-    if manifest.get("layout", CACHE_LAYOUT_VERSION) != CACHE_LAYOUT_VERSION:
-        return None
+    if manifest.get("layout") != CACHE_LAYOUT_VERSION or not manifest.get("weights"):
+        return None  # an older edgebench's export (no identity to trust): export again
     return ExportArtifact(
         model=manifest["model"],
         options=options,
@@ -119,6 +120,7 @@ def load_artifact(directory: Path) -> ExportArtifact | None:
         reused=True,
         meta=manifest.get("meta", {}),
         weights_identity=manifest.get("weights"),
+        created=str(manifest.get("created", "")),
     )
 
 
@@ -162,7 +164,7 @@ def find_copied_export(spec: ModelSpec, options: ExportOptions) -> ExportArtifac
         )
     if not found:
         return None
-    newest = max(found, key=lambda a: (a.directory / MANIFEST).stat().st_mtime)
+    newest = max(found, key=lambda a: a.created)  # when it was exported (copies reset file times)
     newest.verified = False
     return newest
 
@@ -174,9 +176,11 @@ def prebuilt_export(spec: ModelSpec, options: ExportOptions) -> ExportArtifact |
         return None
     path = Path(options.weights).expanduser()
     suffix = f".{options.target}"
-    if path.is_file() and path.suffix.lower() == suffix and (path.parent / MANIFEST).is_file():
-        path = path.parent
+    if path.is_file() and (path.parent / MANIFEST).is_file():
+        path = path.parent  # any file of an export stands for the export
     if not (path.is_dir() and (path / MANIFEST).is_file()):
+        if path.suffix.lower() == suffix and not path.exists():
+            raise EdgebenchError(f"--weights {path}: no such file")
         if path.suffix.lower() == suffix or (path.is_dir() and any(path.glob(f"*{suffix}"))):
             raise EdgebenchError(
                 f"{path} is not an edgebench export (no {MANIFEST} next to it): pass the directory "
@@ -196,6 +200,11 @@ def prebuilt_export(spec: ModelSpec, options: ExportOptions) -> ExportArtifact |
         raise EdgebenchError(
             f"{path} holds {have} graphs but --precision {_variant(options)} was asked: "
             f"use --precision {have} with it"
+        )
+    if not _same_export(artifact, options):
+        raise EdgebenchError(
+            f"{path} was exported with seed {artifact.options.seed} (untrained weights), not {options.seed}: "
+            f"use --seed {artifact.options.seed} with it"
         )
     artifact.verified = False
     return artifact
@@ -236,7 +245,7 @@ def _write_manifest(artifact: ExportArtifact, directory: Path) -> None:
         "files": files,
         "meta": artifact.meta,
         "edgebench_version": agent.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
 
@@ -263,7 +272,13 @@ def cached_export(spec: ModelSpec, options: ExportOptions, exporter: Exporter) -
     except EdgebenchError as no_weights:
         if options.weights is not None:
             raise
-        return _copied_or_explain(spec, options, str(no_weights))
+        found = find_copied_export(spec, options)
+        if found is not None:
+            return found
+        raise EdgebenchError(
+            f"{no_weights} (or copy an `edgebench-agent export` directory of {spec.name} into "
+            f"{exports_root()})"
+        ) from None
     target = export_dir(spec, options, identity)
     found = load_artifact(target)
     if found is not None:
@@ -299,6 +314,8 @@ def _copied_or_explain(spec: ModelSpec, options: ExportOptions, why: str) -> Exp
         return found
     variant = _variant(options)
     quantize = " --quantize int8" if options.quantize else (" --precision fp16" if variant == "fp16" else "")
+    if spec.family != "whisper" and options.weights is None and options.seed:
+        quantize += f" --seed {options.seed}"  # untrained weights: the seed makes the model
     raise EdgebenchError(
         f"no {options.target} export of {spec.name} ({variant}) in {exports_root()}, and {why}: run "
         f"`edgebench-agent export --model {spec.name} --to {options.target}{quantize}` on a machine with "

@@ -47,6 +47,7 @@ def export_onnx(spec: ModelSpec, options: ExportOptions, out_dir: Path) -> Expor
     check_options(options)
     require("torch", "export", "exporting models to ONNX")
     require("onnx", "export", "exporting models to ONNX")
+    require("onnxruntime", "export", "exporting models to ONNX")  # its quantiser and fp16 converter
     from edgebench.models.registry import load_torch_model
 
     model = load_torch_model(spec, options.weights, seed=options.seed)

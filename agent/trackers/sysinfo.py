@@ -170,6 +170,11 @@ def read_governor(root: Path = Path("/")) -> str | None:
 
 
 _KERNEL_ARCH_FAMILY = {"x86": "x86_64", "x86_64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+# 32-bit userlands a 64-bit kernel runs natively (compat mode, `linux32`): not emulation.
+_NATIVE_COMPAT = {
+    "x86_64": {"i386", "i486", "i586", "i686", "x86"},
+    "aarch64": {"armv6l", "armv7l", "armv8l", "arm"},
+}
 
 
 def read_kernel_arch(root: Path = Path("/")) -> str | None:
@@ -199,10 +204,12 @@ def detect_emulation(
     env = os.environ if environ is None else environ
     forced = env.get("EDGEBENCH_EMULATED", "").strip()
     if forced:
-        return None if forced.lower() in ("0", "false", "no", "off") else forced
+        if forced.lower() in ("0", "false", "no", "off"):
+            return None
+        return "declared by EDGEBENCH_EMULATED" if forced.lower() in ("1", "true", "yes", "on") else forced
     kernel = read_kernel_arch(root)
     user = _KERNEL_ARCH_FAMILY.get(arch.lower(), arch.lower())
-    if kernel and kernel != user:
+    if kernel and kernel != user and user not in _NATIVE_COMPAT.get(kernel, set()):
         return f"qemu-user {user} on {kernel}"
     return None
 

@@ -76,7 +76,7 @@ def _torch_stft_works() -> bool:
 
 
 def select_backend(requested: str) -> str:
-    """Resolve a requested backend (``auto``/``torch``/``librosa``) to the one that will be used.
+    """Resolve a requested backend (``auto``/``torch``/``numpy``/``librosa``) to the one that will be used.
 
     An explicit request is honoured or fails loudly (the user asked for it, silently using another one
     would make comparisons lie); ``auto`` prefers torch when its ``stft`` works and otherwise uses numpy,
@@ -131,9 +131,9 @@ def _log_compress(mel: np.ndarray) -> np.ndarray:
 class LogMelFrontend:
     """Callable that turns 16 kHz mono audio into Whisper log-mel features.
 
-    ``backend`` holds the backend actually in use (``"torch"`` or ``"librosa"``). In ``auto`` mode a torch
-    ``stft`` that fails at call time (rather than in the construction probe) switches this instance to
-    librosa for good, so one broken kernel does not abort a whole benchmark run.
+    ``backend`` holds the backend actually in use (``"torch"``, ``"numpy"`` or ``"librosa"``). In ``auto``
+    mode a torch ``stft`` that fails at call time (rather than in the construction probe) switches this
+    instance to numpy for good, so one broken kernel does not abort a whole benchmark run.
     """
 
     def __init__(self, n_mels: int = 80, backend: str = "auto") -> None:
@@ -141,7 +141,7 @@ class LogMelFrontend:
         self.requested_backend = backend
         self.backend: str = select_backend(backend)
         self.filters = mel_filters(n_mels)
-        # torch objects are built on first use so a librosa-backed instance never touches torch.
+        # torch objects are built on first use so a numpy- or librosa-backed instance never touches torch.
         self._torch_window: torch.Tensor | None = None
         self._torch_filters: torch.Tensor | None = None
 
