@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import platform
 import subprocess
@@ -147,9 +148,14 @@ def test_timer():
 
 
 def _transient_200mb() -> None:
-    a = np.ones(200 * MB // 8)  # written, so the pages are resident
+    """200 MB of new resident pages, then gone. A private anonymous mapping, not np.ones: after the rest of
+    the suite ran in this process, malloc may hand out memory that is already resident (no RSS change)."""
+    buf = mmap.mmap(-1, 200 * MB)
+    pages = np.frombuffer(buf, dtype=np.uint8)
+    pages[:: mmap.PAGESIZE] = 1  # one write per page makes every page resident
     time.sleep(0.2)  # many poller periods, so even a starved poller on a loaded box gets to run
-    del a
+    del pages
+    buf.close()
 
 
 def test_poller_alone_catches_a_transient_peak(monkeypatch):
