@@ -206,9 +206,14 @@ class NetnsDevice:
             "Subsystem sftp internal-sftp\n"
         )
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+        self._start_sshd(["ip", "netns", "exec", self.ns, SSHD, "-D", "-e", "-f", str(conf)], timeout)
+        return self
+
+    def _start_sshd(self, argv: list[str], timeout: float) -> None:
+        """Start ``argv`` (sshd, in the namespace) and wait until the device's port 22 answers."""
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.ns, SSHD, "-D", "-e", "-f", str(conf)],
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -217,9 +222,8 @@ class NetnsDevice:
         deadline = time.monotonic() + timeout
         while not port_open(22, self.device_ip):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"sshd did not start in {self.ns}: {self.log_file.read_text()[-2000:]}")
+                raise RuntimeError(f"sshd did not start in {self.ns}: {self.log_file.read_text()[-3000:]}")
             time.sleep(0.1)
-        return self
 
     def exec(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run a command inside the namespace (not over SSH)."""

@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 from tests.ansible_env import NetnsDevice, _sh
-from tests.servers import _die_with_parent, port_open
 
 DATA = Path(__file__).resolve().parent / "data"
 QEMU_CPU = "cortex-a76"
@@ -198,32 +197,7 @@ class EmulatedPi(NetnsDevice):
         stage = self._stage_files()
         script = self.dir / "start.sh"
         script.write_text(self._start_script(stage) + "\n")
-        with self.log_file.open("ab") as log:
-            self.proc = subprocess.Popen(
-                # A private mount and UTS namespace: the overlay and binds vanish with sshd's process tree.
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    self.ns,
-                    "unshare",
-                    "--mount",
-                    "--uts",
-                    "--propagation",
-                    "private",
-                    "sh",
-                    str(script),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
-        deadline = time.monotonic() + timeout
-        while not port_open(22, self.device_ip):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the emulated Pi's sshd did not start: {self.log_file.read_text()[-3000:]}"
-                )
-            time.sleep(0.2)
+        # A private mount and UTS namespace: the overlay and binds vanish with sshd's process tree.
+        unshare = ["unshare", "--mount", "--uts", "--propagation", "private"]
+        self._start_sshd(["ip", "netns", "exec", self.ns, *unshare, "sh", str(script)], timeout)
         return self

@@ -370,6 +370,42 @@ def _influx_rows(url: str, db: str, query: str) -> list[dict]:
     return rows
 
 
+def server_and_device(
+    tmp_path: Path, wheelhouses: Path, device: NetnsDevice, device_group: str, overrides: dict
+) -> tuple[Path, dict[str, int], Path, Path]:
+    """A deployment of the server stack on localhost (under a prefix, on free ports) and one SSH device
+    (``device_group``: its inventory group and host line): (server root, ports, inventory, vars file)."""
+    server_root = tmp_path / "server-root"
+    ports = {
+        "edgebench_broker_port": free_port(),
+        "edgebench_broker_tls_port": free_port(),
+        "edgebench_influxdb_port": free_port(),
+        "influxdb_rpc_port": free_port(),
+    }
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(
+        f"[collector]\nserver ansible_connection=local ansible_python_interpreter={sys.executable} "
+        f"edgebench_prefix={server_root}\n\n{device_group}\n\n"
+        f"[all:vars]\nansible_become=false\nedgebench_fleet={FLEET}\n"
+    )
+    extra = _write_vars(
+        tmp_path / "vars.yml",
+        {
+            **ports,
+            "edgebench_manage_services": False,  # no systemd as PID 1 here
+            "edgebench_controller_dir": str(_controller_dir(tmp_path / "controller", wheelhouses)),
+            "edgebench_broker_address": device.host_ip,
+            "grafana_install_package": False,
+            "broker_user": "root",
+            "broker_group": "root",
+            "influxdb_user": "root",
+            "influxdb_group": "root",
+            **overrides,
+        },
+    )
+    return server_root, ports, inventory, extra
+
+
 def start_server_stack(
     server_root: Path, ports: dict[str, int], device: NetnsDevice, tmp_path: Path
 ) -> tuple[list[Service], str, Service]:
@@ -429,36 +465,13 @@ def test_netns_device_deploy_end_to_end(  # several minutes: three playbook runs
     assert no_net.returncode != 0, "the test device can reach pypi.org: it is not isolated"
     assert "default" not in device.exec("ip", "route").stdout
 
-    server_root, device_root = tmp_path / "server-root", tmp_path / "device-root"
-    controller = _controller_dir(tmp_path / "controller", wheelhouses)
-    ports = {
-        "edgebench_broker_port": free_port(),
-        "edgebench_broker_tls_port": free_port(),
-        "edgebench_influxdb_port": free_port(),
-        "influxdb_rpc_port": free_port(),
-    }
-    inventory = tmp_path / "inventory.ini"
-    inventory.write_text(
-        f"[collector]\nserver ansible_connection=local ansible_python_interpreter={sys.executable} "
-        f"edgebench_prefix={server_root}\n\n"
-        f"[x86]\nedge-01 {device.inventory_vars()} edgebench_prefix={device_root}\n\n"
-        f"[all:vars]\nansible_become=false\nedgebench_fleet={FLEET}\n"
-    )
-    extra = _write_vars(
-        tmp_path / "vars.yml",
-        {
-            **ports,
-            "edgebench_manage_services": False,
-            "edgebench_controller_dir": str(controller),
-            "edgebench_broker_address": device.host_ip,
-            "grafana_install_package": False,
-            "agent_extras": ["torch", "mqtt"],
-            "agent_requirements": ["torch==2.13.0"],
-            "broker_user": "root",
-            "broker_group": "root",
-            "influxdb_user": "root",
-            "influxdb_group": "root",
-        },
+    device_root = tmp_path / "device-root"
+    server_root, ports, inventory, extra = server_and_device(
+        tmp_path,
+        wheelhouses,
+        device,
+        f"[x86]\nedge-01 {device.inventory_vars()} edgebench_prefix={device_root}",
+        {"agent_extras": ["torch", "mqtt"], "agent_requirements": ["torch==2.13.0"]},
     )
     vault_vars, vault_pw = vault
     args = ("-e", f"@{extra}", "-e", f"@{vault_vars}", "--vault-password-file", str(vault_pw))

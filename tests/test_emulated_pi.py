@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -30,19 +29,17 @@ from edgebench.collector.grafana.verify import verify_dashboard
 from tests.ansible_env import run_playbook
 from tests.conftest import run_cli, skip_or_fail
 from tests.emulated_pi import HOSTNAME, EmulatedPi, ensure_rootfs
-from tests.servers import free_port
 from tests.test_ansible import (  # the x86 deployment's helpers and fixtures
     FLEET,
     PASSWORDS,
     _assert_no_secrets,
     _assert_ok,
-    _controller_dir,
     _influx_rows,
     _report,
-    _write_vars,
     deploy_source,  # noqa: F401 (a fixture)
     needs_ansible,
     needs_root,
+    server_and_device,
     start_server_stack,
     vault,  # noqa: F401 (a fixture)
     wheelhouses,  # noqa: F401 (a fixture)
@@ -113,31 +110,14 @@ def test_deploy_rpi_class_and_whisper_results_reach_influxdb(  # ~10 min: emulat
     emulated_pi: EmulatedPi,
 ) -> None:
     pi = emulated_pi
-    server_root = tmp_path / "server-root"
-    controller = _controller_dir(tmp_path / "controller", wheelhouses)
-    ports = {
-        "edgebench_broker_port": free_port(),
-        "edgebench_broker_tls_port": free_port(),
-        "edgebench_influxdb_port": free_port(),
-        "influxdb_rpc_port": free_port(),
-    }
-    inventory = tmp_path / "inventory.ini"
-    inventory.write_text(
-        f"[collector]\nserver ansible_connection=local ansible_python_interpreter={sys.executable} "
-        f"edgebench_prefix={server_root}\n\n"
-        f"[rpi]\n{HOSTNAME} {pi.inventory_vars()}\n\n"
-        f"[all:vars]\nansible_become=false\nedgebench_fleet={FLEET}\n"
-    )
-    extra = _write_vars(
-        tmp_path / "vars.yml",
+    server_root, ports, inventory, extra = server_and_device(
+        tmp_path,
+        wheelhouses,
+        pi,
+        f"[rpi]\n{HOSTNAME} {pi.inventory_vars()}",
         {
-            **ports,
-            "edgebench_manage_services": False,  # no systemd as PID 1 in the emulated Pi
-            "edgebench_controller_dir": str(controller),
             # The session's cache: exports other tests made are reused (as a controller would).
             "edgebench_controller_cache": os.environ["EDGEBENCH_CACHE_DIR"],
-            "edgebench_broker_address": pi.host_ip,
-            "grafana_install_package": False,
             # The class's own exports minus the conformer's (not run here; it only costs CI time).
             "agent_exports": [
                 {"model": "whisper-tiny.en", "to": "onnx", "quantize": "int8"},
@@ -145,10 +125,6 @@ def test_deploy_rpi_class_and_whisper_results_reach_influxdb(  # ~10 min: emulat
                 {"model": "whisper-tiny.en", "to": "ctranslate2"},
                 {"model": "lstm-ctc:tiny", "to": "onnx"},
             ],
-            "broker_user": "root",
-            "broker_group": "root",
-            "influxdb_user": "root",
-            "influxdb_group": "root",
         },
     )
     vault_vars, vault_pw = vault
