@@ -31,7 +31,7 @@ case ",$EXTRAS," in
   *,all,*|*,test,*|*,torch,*|*,whisper,*|*,export,*) .venv/bin/python -c "import torch" 2>/dev/null || "${PIP[@]}" "$TORCH_SPEC" ;;
 esac
 "${PIP[@]}" -e ".[${EXTRAS}]"
-if [ "${EDGEBENCH_CONVERTER:-0}" = 1 ] && [ ! -x .venv-litert/bin/litert-converter-ok ]; then
+if [ "${EDGEBENCH_CONVERTER:-0}" = 1 ] && [ ! -e .venv-litert/bin/litert-converter-ok ]; then
   python3 -m venv .venv-litert
   # .venv's site-packages after the converter's own: torch, transformers and edgebench are reused as they are.
   base_site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
