@@ -125,6 +125,16 @@ def test_emulated_results_are_marked_in_the_table_and_in_influxdb_points() -> No
     console = Console(width=80, record=True)
     console.print(results_table([real]))
     assert "EMULATED" not in console.export_text()
+    # The report's table and the compare / report notes carry the same mark.
+    from edgebench.agent.report.metrics import emulated_hosts_note
+    from edgebench.agent.report.tables import report_table
+
+    console = Console(width=80, record=True)
+    console.print(report_table([real, emulated]))
+    assert console.export_text().startswith("EMULATED (qemu-user aarch64 on x86_64) · ")
+    note = emulated_hosts_note([real, emulated])
+    assert note == "EMULATED (qemu-user aarch64 on x86_64): h1: timings and energy are not the device's"
+    assert emulated_hosts_note([real]) is None
     assert inference_tags(emulated)["emulated"] == "true" and "emulated" not in inference_tags(real)
     lines = document_to_lines(emulated)
     assert any(line.startswith("inference,") and ",emulated=true," in line for line in lines)

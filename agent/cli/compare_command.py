@@ -49,9 +49,13 @@ def compare_command(sel: Selection, baseline: str | None, json_out: bool) -> Non
         return
     from rich.console import Console
 
+    from edgebench.agent.report.metrics import emulated_hosts_note
     from edgebench.agent.report.tables import comparison_table, summary_table
 
     console = Console()
+    emulated = emulated_hosts_note(loaded.docs)
+    if emulated:
+        console.print(emulated, style="bold red", highlight=False, markup=False)
     if not baseline:
         console.print(f"baseline: {base} (chosen automatically; set it with --baseline AXIS=VALUE)")
     console.print(comparison_table(result))

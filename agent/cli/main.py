@@ -328,14 +328,18 @@ def export_cmd(
     ] = None,
     precision: Annotated[str, typer.Option(help="fp32, or fp16 (half-precision weights).")] = "fp32",
     weights: Annotated[
-        str | None, typer.Option(help="Whisper: a Hugging Face directory; hybrid: a state-dict file.")
+        str | None,
+        typer.Option(
+            help="Whisper: a Hugging Face directory (--to ctranslate2: a CTranslate2 one); hybrid: a "
+            "state-dict file."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for untrained (random) hybrid weights.")] = 0,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON line (directory, reused).")
     ] = False,
 ) -> None:
-    """Export a model to ONNX or TFLite (cached; `run` does this automatically) and show where it is.
+    """Export a model to ONNX, TFLite or a CTranslate2 copy (cached; `run` does this) and show where.
 
     Copy the printed directory into a device's cache (<cache>/exports/) and a device without torch runs it."""
     from edgebench.agent.cli.export_command import export_command

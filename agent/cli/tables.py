@@ -8,6 +8,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from edgebench.agent.report.metrics import emulation_mark
 from edgebench.agent.report.tables import fmt_mib, fmt_pct
 from edgebench.agent.results.schema import ResultDocument, Summary
 
@@ -68,31 +69,35 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
     }
     varying = [k for k, get in axes.items() if len({get(d) for d in docs}) > 1]
     constant = [axes[k](docs[0]) for k in axes if k not in varying] if docs else []
-    emulated = sorted({d.sysinfo.emulated for d in docs if d.sysinfo.emulated})
+    emulated = emulation_mark(docs)
     # First in the title, so that no width cuts it off: emulated timings are not the device's speed.
-    mark = [f"[bold red]EMULATED ({escape(', '.join(emulated))})[/]"] if emulated else []
+    mark = [f"[bold red]{escape(emulated)}[/]"] if emulated else []
     t = Table(
         title=" · ".join([*mark, title, *constant]),
         header_style="bold",
         title_justify="left",
         box=box.SIMPLE_HEAD,
+        # One space between columns and none at the edges: nine columns fit 80 characters.
+        collapse_padding=True,
+        pad_edge=False,
         caption="latency: mean±95% CI, p50/p90 in ms · RSS: peak resident memory" + energy_caption(docs),
         caption_justify="left",
     )
     for col in varying:
         t.add_column(col, overflow="fold")
-    for col, just in [
-        ("scenario", "left"),
-        ("config", "left"),
-        ("n", "right"),
-        ("latency", "right"),
-        ("p50/p90", "right"),
-        ("throughput", "right"),
-        ("RTF", "right"),
-        ("WER/CER", "right"),
-        ("RSS MiB", "right"),
+    # Text columns may wrap; numbers never split (a number cut in two reads as two numbers).
+    for col, just, no_wrap in [
+        ("scenario", "left", True),
+        ("config", "left", False),
+        ("n", "right", True),
+        ("latency", "right", True),
+        ("p50/p90", "right", True),
+        ("throughput", "right", True),
+        ("RTF", "right", True),
+        ("WER/CER", "right", True),
+        ("RSS MiB", "right", False),
     ]:
-        t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+        t.add_column(col, justify=just, overflow="fold", no_wrap=no_wrap)  # type: ignore[arg-type]
     has_energy = any(d.energy is not None and d.energy.joules_total is not None for d in docs)
     if has_energy:  # columns only when something was measured: the caption says why otherwise
         t.add_column("J/it", justify="right")

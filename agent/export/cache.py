@@ -313,12 +313,12 @@ def _copied_or_explain(spec: ModelSpec, options: ExportOptions, why: str) -> Exp
     if found is not None:
         return found
     variant = _variant(options)
-    quantize = " --quantize int8" if options.quantize else (" --precision fp16" if variant == "fp16" else "")
+    flags = " --quantize int8" if options.quantize else (" --precision fp16" if variant == "fp16" else "")
     if spec.family != "whisper" and options.weights is None and options.seed:
-        quantize += f" --seed {options.seed}"  # untrained weights: the seed makes the model
+        flags += f" --seed {options.seed}"  # untrained weights: the seed makes the model
     raise EdgebenchError(
         f"no {options.target} export of {spec.name} ({variant}) in {exports_root()}, and {why}: run "
-        f"`edgebench-agent export --model {spec.name} --to {options.target}{quantize}` on a machine with "
+        f"`edgebench-agent export --model {spec.name} --to {options.target}{flags}` on a machine with "
         f"the exporters and copy the directory it prints into {exports_root()} (or pass it with "
         "--weights DIR)"
     )

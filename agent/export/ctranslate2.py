@@ -73,7 +73,7 @@ def export_ctranslate2(spec: ModelSpec, options: ExportOptions, out_dir: Path) -
     for name in MODEL_FILES:
         if (path / name).is_file():
             shutil.copy2(path / name, out_dir / name)
-            files[name.split(".")[0] if name != "model.bin" else "model"] = out_dir / name
+            files[Path(name).stem] = out_dir / name  # model, config, tokenizer, vocabulary
     return ExportArtifact(
         model=spec.name,
         options=options,

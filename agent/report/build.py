@@ -63,6 +63,7 @@ def save_plot(plot: Plot, folder: Path, stem: str | None = None) -> list[Path]:
 def build_report(loaded: Loaded, out: Path, baseline: str | None, title: str) -> ReportResult:
     """Write the whole report for ``loaded`` into ``out`` and return what was written."""
     from edgebench.agent.report.compare import compare, parse_baseline
+    from edgebench.agent.report.metrics import emulated_hosts_note
     from edgebench.agent.report.tables import comparison_table, report_table, summary_table
     from edgebench.agent.results.store import to_json
 
@@ -105,6 +106,9 @@ def build_report(loaded: Loaded, out: Path, baseline: str | None, title: str) ->
         "models: " + ", ".join(sorted({d.config.model for d in loaded.docs})),
         "runs: " + ", ".join(r[:8] for r in loaded.runs),
     ]
+    emulated = emulated_hosts_note(loaded.docs)
+    if emulated:
+        meta.insert(0, emulated)
     if loaded.files:
         meta.append("from files: " + ", ".join(loaded.files))
     if loaded.store:

@@ -88,6 +88,21 @@ def axis_value(doc: ResultDocument, axis: str) -> object:
     return getattr(doc.config, axis)
 
 
+def emulation_mark(docs: Sequence[ResultDocument]) -> str | None:
+    """'EMULATED (how)' when any result was measured on an emulated CPU, else None: every table and report
+    that shows timings puts it first, so emulated figures are never read as a device's speed."""
+    how = sorted({d.sysinfo.emulated for d in docs if d.sysinfo.emulated})
+    return f"EMULATED ({', '.join(how)})" if how else None
+
+
+def emulated_hosts_note(docs: Sequence[ResultDocument]) -> str | None:
+    """One line naming the hosts whose results were measured under emulation."""
+    hosts = sorted({d.host for d in docs if d.sysinfo.emulated})
+    if not hosts:
+        return None
+    return f"{emulation_mark(docs)}: {', '.join(hosts)}: timings and energy are not the device's"
+
+
 def fmt_axis(value: object) -> str:
     """Axis values as people type them: ``1`` not ``1.0``, ``–`` for "not applicable"."""
     if value is None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from edgebench.agent.report.compare import Comparison
 from edgebench.agent.report.metrics import (
     SETUP_AXES,
     axis_value,
+    emulation_mark,
     fmt_axis,
     metrics,
     varying,
@@ -176,8 +178,9 @@ def report_table(docs: Sequence[ResultDocument], title: str = "edgebench results
     has_wer = any(m.wer is not None for m in all_m)
     has_rtf = any(m.rtf is not None for m in all_m)
     has_energy = any(m.energy is not None or m.average_w is not None for m in all_m)
+    mark = emulation_mark(docs)
     t = Table(
-        title=" · ".join([title, *constant]),
+        title=" · ".join([*([f"[bold red]{escape(mark)}[/]"] if mark else []), title, *constant]),
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
