@@ -131,6 +131,23 @@ def status(config: ConfigOpt = None) -> None:
         "backlog:     unknown at the broker (mosquitto does not expose per-session queues); "
         f"in-process pending at last write: {stats.get('pending', 0)}"
     )
+    unknown = stats.get("unknown_fields") or {}
+    if unknown:
+        typer.echo(
+            f"newer agents: {stats.get('documents_with_unknown_fields_total', 0)} documents with fields this "
+            f"collector ignored ({', '.join(sorted(unknown)[:5])}{', ...' if len(unknown) > 5 else ''})"
+        )
+    devices = stats.get("devices") or {}
+    waiting = {k: d for k, d in devices.items() if d.get("unconfirmed") or d.get("refused")}
+    typer.echo(
+        f"devices:     {len(devices)} reported a status; "
+        + (f"{len(waiting)} with results not yet stored:" if waiting else "all their results are stored")
+    )
+    for key, d in sorted(waiting.items(), key=lambda kv: -(kv[1].get("unconfirmed") or 0))[:20]:
+        typer.echo(
+            f"  {key:<40} {d.get('unconfirmed') or 0:>6} unconfirmed {d.get('refused') or 0:>5} refused "
+            f"({d.get('state')})"
+        )
     typer.echo(f"state file:  {cfg.state_dir()}")
     if not ok:
         raise typer.Exit(1)

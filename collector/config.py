@@ -48,6 +48,9 @@ class MqttConfig(_Section):
     """Receive maximum: unacked messages the broker may have outstanding to us (back-pressure)."""
     keepalive_s: int = 30
     deadletter_prefix: str = "edgebench/v1"
+    receipts: bool = True
+    """Publish a receipt per device after each write (``edgebench/v1/{fleet}/{host}/receipt``): agents
+    keep a result until it is confirmed, so a broker crash cannot lose it (``agent/publish/receipt.py``)."""
 
     @property
     def subscription(self) -> str:
@@ -110,6 +113,15 @@ class InfluxConfig(_Section):
 
 class LimitsConfig(_Section):
     max_payload_bytes: int = 1024 * 1024
+    max_pending_bytes: int = 256 * 1024 * 1024
+    """Memory for received documents waiting to be written (estimated at 4x their payload: the bytes and
+    the parsed document). Beyond it a message is left unacknowledged and unread; the broker redelivers it
+    once the backlog is written (the collector reconnects its persistent session to ask for it)."""
+    status_clock_skew_s: float = 300.0
+    """A status stamped further in the future than this is stored at its receive time instead (a device
+    with a wrong clock would otherwise pin its state on the dashboards until that date)."""
+    dedup_window: int = 100_000
+    """Results remembered (fleet, host, run id, sequence number) to detect a reused id with other content."""
 
 
 class CollectorConfig(_Section):

@@ -41,7 +41,8 @@ def receive_ns() -> int:
 
 
 def agent_status_line(status: StatusPayload, received_ns: int) -> str:
-    """One ``agent_status`` point: tags fleet, host; fields state, online, run_id, reason."""
+    """One ``agent_status`` point: tags fleet, host; fields state, online, run_id, reason, and the device's
+    results not yet confirmed stored (``unconfirmed``) and refused for good (``refused``)."""
     tags = format_tags({"fleet": status.fleet, "host": status.host})
     fields = format_fields(
         {
@@ -49,6 +50,8 @@ def agent_status_line(status: StatusPayload, received_ns: int) -> str:
             "online": 1 if status.online else 0,
             "run_id": status.run_id,
             "reason": status.reason,
+            "unconfirmed": status.unconfirmed,
+            "refused": status.refused,
         }
     )
     ts = status.ts_ns if status.ts_ns is not None else received_ns

@@ -11,6 +11,7 @@ separate runs within a series.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,8 @@ def inference_fields(doc: ResultDocument) -> dict[str, Any]:
         fields[f"params_{component}"] = int(count)
     if doc.policy is not None:
         fields["stopped_because"] = doc.policy.stopped_because
+    if doc.decimated:  # a published copy thinned to fit one MQTT message: say which lists, how much
+        fields["decimated"] = ",".join(f"{d.path}:{d.total}->{d.kept}" for d in doc.decimated)
     if doc.forward is not None:
         fw = doc.forward
         fields |= _summary_fields("latency", fw.latency_s)
@@ -165,15 +168,36 @@ def inference_fields(doc: ResultDocument) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def latency_samples(doc: ResultDocument) -> list[float]:
-    """Per-iteration latencies in measurement order (forward/generate iterations, transcribe utterances)."""
+MIN_TS = -9223372036854775806
+MAX_TS = 9223372036854775806
+"""InfluxDB's representable timestamps (ns): a point outside is refused on its own, leaving the rest of
+its document written — so every stamp is checked here, before anything is sent."""
+MIN_INT, MAX_INT = -(2**63), 2**63 - 1
+
+
+def _check_ts(ts: int, what: str) -> int:
+    if not MIN_TS <= ts <= MAX_TS:
+        raise ValueError(f"{what} timestamp {ts} is outside InfluxDB's range")
+    return ts
+
+
+def latency_samples(doc: ResultDocument) -> tuple[list[float], int]:
+    """Per-iteration latencies in measurement order (forward/generate iterations, transcribe utterances),
+    and the stride between them (> 1 when the published copy was decimated, ``agent/publish/trim.py``)."""
     if doc.forward is not None:
-        return list(doc.forward.latency_samples_s)
+        return list(doc.forward.latency_samples_s), doc.stride_of("forward.latency_samples_s")
     if doc.generate is not None:
-        return list(doc.generate.latency_samples_s)
+        return list(doc.generate.latency_samples_s), doc.stride_of("generate.latency_samples_s")
     if doc.transcribe is not None:
-        return [u.latency_s for u in doc.transcribe.per_utterance]
-    return []
+        utterances = doc.transcribe.per_utterance
+        return [u.latency_s for u in utterances], doc.stride_of("transcribe.per_utterance")
+    return [], 1
+
+
+def _trace_stamp(start: int, t: float, where: str, i: int) -> int:
+    if not math.isfinite(t):
+        raise ValueError(f"{where}[{i}] time {t} is not a finite number")
+    return _check_ts(start + round(t * 1e9), f"{where}[{i}]")
 
 
 def power_samples(doc: ResultDocument) -> list[tuple[int, dict[str, Any]]]:
@@ -183,7 +207,10 @@ def power_samples(doc: ResultDocument) -> list[tuple[int, dict[str, Any]]]:
     if e is None or e.trace_start_ns is None:
         return []
     start = int(e.trace_start_ns)
-    return [(start + round(t * 1e9), {"watts": float(w), "t_s": float(t)}) for t, w in e.trace]
+    return [
+        (_trace_stamp(start, t, "energy.trace", i), {"watts": float(w), "t_s": float(t)})
+        for i, (t, w) in enumerate(e.trace)
+    ]
 
 
 def telemetry_samples(doc: ResultDocument) -> list[tuple[int, dict[str, Any]]]:
@@ -193,8 +220,11 @@ def telemetry_samples(doc: ResultDocument) -> list[tuple[int, dict[str, Any]]]:
         return []
     start = int(tm.trace_start_ns)
     return [
-        (start + round(t * 1e9), {"temp_max_c": _f(temp), "cpu_freq_mhz": _f(freq), "t_s": float(t)})
-        for t, temp, freq in tm.trace
+        (
+            _trace_stamp(start, t, "telemetry.trace", i),
+            {"temp_max_c": _f(temp), "cpu_freq_mhz": _f(freq), "t_s": float(t)},
+        )
+        for i, (t, temp, freq) in enumerate(tm.trace)
     ]
 
 
@@ -227,7 +257,8 @@ def document_to_points(doc: ResultDocument) -> list[Point]:
     one ``power_sample`` per energy trace point and one ``telemetry_sample`` per telemetry trace point.
 
     ``latency_sample`` point *i* is stamped ``created_ns + i``: distinct within the series (InfluxDB would
-    otherwise keep only the last) yet identical on every re-delivery.
+    otherwise keep only the last) yet identical on every re-delivery. In a decimated copy, kept sample *j*
+    is iteration ``j * stride``, stamped as the full document would have stamped it.
     """
     from influxdb_client import Point, WritePrecision
 
@@ -242,12 +273,13 @@ def document_to_points(doc: ResultDocument) -> list[Point]:
         inference.field(k, v)
     points.append(inference.time(ts, WritePrecision.NS))
 
-    for i, latency in enumerate(latency_samples(doc)):
+    samples, stride = latency_samples(doc)
+    for i, latency in enumerate(samples):
         p = Point(LATENCY_SAMPLE)
         for k, v in tags.items():
             p.tag(k, v)
-        p.field("latency_s", float(latency)).field("iteration", i)
-        points.append(p.time(ts + i, WritePrecision.NS))
+        p.field("latency_s", float(latency)).field("iteration", i * stride)
+        points.append(p.time(ts + i * stride, WritePrecision.NS))
 
     traces = ((POWER_SAMPLE, power_samples(doc)), (TELEMETRY_SAMPLE, telemetry_samples(doc)))
     for measurement, samples in traces:
@@ -330,6 +362,8 @@ def format_fields(fields: dict[str, Any]) -> str:
                 s = s[:-2]
             parts.append(f"{k}={s}")
         elif isinstance(value, int) and not isinstance(value, bool):
+            if not MIN_INT <= value <= MAX_INT:
+                raise ValueError(f"field {key}={value} is outside InfluxDB's 64-bit integer range")
             parts.append(f"{k}={value!s}i")
         elif isinstance(value, bool):
             parts.append(f"{k}={str(value).lower()}")
@@ -347,19 +381,24 @@ def format_line(measurement: str, tags: str, fields: str, ts: int) -> str:
     """One line from pre-formatted parts (``tags`` from :func:`format_tags`); "" when no field."""
     if not fields:
         return ""
-    return f"{measurement.translate(_ESCAPE_MEASUREMENT)}{tags}{fields} {int(ts)}"
+    return f"{measurement.translate(_ESCAPE_MEASUREMENT)}{tags}{fields} {_check_ts(int(ts), measurement)}"
 
 
 def document_to_lines(doc: ResultDocument) -> list[str]:
     """Line protocol of :func:`document_to_points` (byte-identical), built without ``Point``.
 
     Points that lost every field (all NaN) are dropped, as ``Point.to_line_protocol()`` returns "".
+    Raises ValueError for a value InfluxDB cannot store (an integer beyond 64 bits, a timestamp outside
+    its range, a trace time that is not a number): the collector refuses such a document whole.
     """
     ts = int(doc.created_ns)
     tags = format_tags(inference_tags(doc))
     lines = [format_line(INFERENCE, tags, format_fields(inference_fields(doc)), ts)]
-    for i, latency in enumerate(latency_samples(doc)):
+    samples, stride = latency_samples(doc)
+    _check_ts(ts + len(samples) * stride, LATENCY_SAMPLE)
+    for j, latency in enumerate(samples):
         # same as format_fields({"latency_s": float(latency), "iteration": i}), inlined: the hot loop
+        i = j * stride
         latency = float(latency)
         if latency != latency or latency == _INF or latency == -_INF:
             fields = f"iteration={i}i"
@@ -374,6 +413,26 @@ def document_to_lines(doc: ResultDocument) -> list[str]:
     info_tags = format_tags({"fleet": doc.fleet, "host": doc.host, "device_class": doc.device_class})
     lines.append(format_line(SYSINFO, info_tags, format_fields(sysinfo_fields(doc)), ts))
     return [line for line in lines if line]
+
+
+def document_footprint(doc: ResultDocument) -> list[tuple[str, dict[str, str], int, int]]:
+    """(measurement, tags, first ns, last ns) of every series the document writes: what a rollback of a
+    partly stored document deletes (only this document's points lie in those series and time ranges —
+    points of one host and configuration are measured one after another)."""
+    ts = int(doc.created_ns)
+    tags = inference_tags(doc)
+    out = [(INFERENCE, tags, ts, ts)]
+    samples, stride = latency_samples(doc)
+    if samples:
+        out.append((LATENCY_SAMPLE, tags, ts, ts + (len(samples) - 1) * stride))
+    for measurement, stamps in (
+        (POWER_SAMPLE, [s for s, _ in power_samples(doc)]),
+        (TELEMETRY_SAMPLE, [s for s, _ in telemetry_samples(doc)]),
+    ):
+        if stamps:
+            out.append((measurement, tags, min(stamps), max(stamps)))
+    out.append((SYSINFO, {"fleet": doc.fleet, "host": doc.host, "device_class": doc.device_class}, ts, ts))
+    return out
 
 
 def document_to_lines_via_point(doc: ResultDocument) -> list[str]:

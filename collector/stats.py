@@ -46,6 +46,33 @@ class Stats:
             self.data["pending"] = pending
             self._save()
 
+    def unknown_fields(self, fields: list[str]) -> None:
+        """Fields of a newer agent's minor version that were ignored (by dotted path, at most 200 kept)."""
+        with self._lock:
+            by = self.data.setdefault("unknown_fields", {})
+            for name in fields:
+                if name in by or len(by) < 200:
+                    by[name] = by.get(name, 0) + 1
+            total = self.data.get("documents_with_unknown_fields_total", 0)
+            self.data["documents_with_unknown_fields_total"] = total + 1
+            self._save()
+
+    def device_status(self, status: Any) -> None:
+        """The latest status of each device, for ``edgebench-collector status``: its state and how many of
+        its results wait for a receipt (``unconfirmed``) or were refused."""
+        with self._lock:
+            devices = self.data.setdefault("devices", {})
+            key = f"{status.fleet}/{status.host}"
+            if key not in devices and len(devices) >= 10_000:
+                return
+            devices[key] = {
+                "state": status.state,
+                "unconfirmed": status.unconfirmed,
+                "refused": status.refused,
+                "ts_ns": time.time_ns(),
+            }
+            self._save()
+
     def update(self, **fields: Any) -> None:
         with self._lock:
             self.data.update(fields)

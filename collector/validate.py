@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import re
+import types
+import typing
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from edgebench.agent.publish.status import StatusPayload
-from edgebench.agent.results.schema import SUPPORTED_MAJOR, ResultDocument
+from edgebench.agent.results.schema import SUPPORTED_MAJOR, SUPPORTED_MINOR, ResultDocument
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 MAX_CREATED_NS = 2**62
@@ -68,17 +71,73 @@ def _summarise(exc: ValidationError, limit: int = 3) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+def minor_of(version: str) -> int | None:
+    """The minor number of ``MAJOR.MINOR[...]`` (None when there is none)."""
+    parts = version.split(".")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+def strip_unknown(model: type[BaseModel], data: Any, path: str = "") -> list[str]:
+    """Remove, in place, every key of ``data`` that ``model`` (recursively) does not declare; return their
+    dotted paths (list indices left out, so one unknown field of 300 samples counts once).
+
+    Why: a newer agent's minor version only *adds* optional fields; an older collector must store what it
+    knows rather than dead-letter the whole document (the schema itself stays strict for everything else).
+    """
+    dropped: list[str] = []
+    _strip(model, data, path, dropped)
+    return sorted(set(dropped))
+
+
+def _strip(annotation: Any, value: Any, path: str, dropped: list[str]) -> None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if not isinstance(value, dict):
+            return
+        fields = annotation.model_fields
+        for key in list(value):
+            where = f"{path}.{key}" if path else str(key)
+            if key not in fields:
+                del value[key]
+                dropped.append(where)
+            else:
+                _strip(fields[key].annotation, value[key], where, dropped)
+        return
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            if isinstance(arg, type) and issubclass(arg, BaseModel) and isinstance(value, dict):
+                _strip(arg, value, path, dropped)
+                return
+        for arg in args:
+            if typing.get_origin(arg) in (list, dict):
+                _strip(arg, value, path, dropped)
+    elif origin is list and args and isinstance(value, list):
+        for item in value:
+            _strip(args[0], item, path, dropped)
+    elif origin is dict and len(args) == 2 and isinstance(value, dict):
+        for item in value.values():
+            _strip(args[1], item, path, dropped)
+
+
 def validate(
-    topic: str, payload: bytes, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD
+    topic: str,
+    payload: bytes,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+    unknown_fields: list[str] | None = None,
 ) -> ResultDocument | Rejection:
-    """Check one MQTT message against the contract (design.md §2). Total: never raises."""
+    """Check one MQTT message against the contract (design.md §2). Total: never raises.
+
+    ``unknown_fields``: receives the fields a newer minor version added that this collector ignored."""
     try:
-        return _validate(topic, payload, max_payload_bytes)
+        return _validate(topic, payload, max_payload_bytes, unknown_fields)
     except Exception as exc:  # last line of defence: any surprise is a rejection, not a crash
         return Rejection("internal", f"{type(exc).__name__}: {exc}"[:300])
 
 
-def _validate(topic: str, payload: bytes, max_payload_bytes: int) -> ResultDocument | Rejection:
+def _validate(
+    topic: str, payload: bytes, max_payload_bytes: int, unknown_fields: list[str] | None
+) -> ResultDocument | Rejection:
     if len(payload) > max_payload_bytes:
         return Rejection("too_large", f"payload is {len(payload)} bytes, limit {max_payload_bytes}")
     where = parse_topic(topic)
@@ -97,10 +156,12 @@ def _validate(topic: str, payload: bytes, max_payload_bytes: int) -> ResultDocum
         major = version.split(".", 1)[0]
         if "schema_version" in doc.model_fields_set and major.isdigit() and int(major) == SUPPORTED_MAJOR:
             return _check_document(doc, where)
-    return _validate_stepwise(payload, where)
+    return _validate_stepwise(payload, where, unknown_fields)
 
 
-def _validate_stepwise(payload: bytes, where: tuple[str, str]) -> ResultDocument | Rejection:
+def _validate_stepwise(
+    payload: bytes, where: tuple[str, str], unknown_fields: list[str] | None = None
+) -> ResultDocument | Rejection:
     """The checks one at a time, cheapest first, so a rejection says which one failed."""
     try:
         text = payload.decode("utf-8")
@@ -121,6 +182,11 @@ def _validate_stepwise(payload: bytes, where: tuple[str, str]) -> ResultDocument
             "unsupported_schema_version",
             f"schema_version {version!r}"[:100] + f": this collector reads major {SUPPORTED_MAJOR}",
         )
+    minor = minor_of(version)
+    if minor is not None and minor > SUPPORTED_MINOR:  # a newer agent: read what we know
+        dropped = strip_unknown(ResultDocument, data)
+        if unknown_fields is not None:
+            unknown_fields.extend(dropped)
     try:
         doc = ResultDocument.model_validate(data)
     except ValidationError as exc:

@@ -138,7 +138,14 @@ class CollectorProc:
     """``edgebench-collector run`` as a subprocess with its own config, database and client id."""
 
     def __init__(  # type: ignore[no-untyped-def]
-        self, tmp: Path, broker, influx_url: str, db: str, mqtt: dict | None = None, **influx: object
+        self,
+        tmp: Path,
+        broker,
+        influx_url: str,
+        db: str,
+        mqtt: dict | None = None,
+        limits: dict | None = None,
+        **influx: object,
     ) -> None:
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
@@ -147,6 +154,8 @@ class CollectorProc:
         self.client_id = f"collector-{uuid.uuid4().hex[:8]}"
         extra = "\n".join(f"{k} = {json.dumps(v)}" for k, v in influx.items())
         mqtt_extra = "\n".join(f"{k} = {json.dumps(v)}" for k, v in (mqtt or {}).items())
+        limits = {"max_payload_bytes": 200000, **(limits or {})}
+        limits_text = "\n".join(f"{k} = {json.dumps(v)}" for k, v in limits.items())
         self.config.write_text(
             f"""data_dir = "{tmp / "state"}"
 [mqtt]
@@ -166,7 +175,7 @@ retry_initial_s = 0.2
 retry_max_s = 2.0
 {extra}
 [limits]
-max_payload_bytes = 200000
+{limits_text}
 """
         )
         self.proc: subprocess.Popen | None = None
@@ -220,9 +229,9 @@ max_payload_bytes = 200000
         return self.proc.returncode
 
 
-def start_collector(collectors, tmp_path, broker, influx, db=None, mqtt=None, **kw):  # type: ignore[no-untyped-def]
+def start_collector(collectors, tmp_path, broker, influx, db=None, mqtt=None, limits=None, **kw):  # type: ignore[no-untyped-def]
     db = db or f"eb_{uuid.uuid4().hex[:10]}"
-    c = CollectorProc(tmp_path, broker, influx.url, db, mqtt, **kw)
+    c = CollectorProc(tmp_path, broker, influx.url, db, mqtt, limits, **kw)
     collectors.append(c)
     c.start()
     return c, db

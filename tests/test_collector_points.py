@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from influxdb_client import Point, WritePrecision
 
-from edgebench.agent.results.schema import ResultDocument
+from edgebench.agent.results.schema import SCHEMA_VERSION, ResultDocument
 from edgebench.collector.points import (
     document_to_lines,
     document_to_lines_via_point,
@@ -181,7 +181,7 @@ def energy_doc(k: int = 3) -> ResultDocument:
 def test_energy_and_telemetry_fields_and_trace_points() -> None:
     doc = energy_doc()
     again = ResultDocument.model_validate_json(payload(doc))
-    assert again.schema_version == "1.3"
+    assert again.schema_version == SCHEMA_VERSION
     for d in (doc, again):
         assert document_to_lines(d) == document_to_lines_via_point(d)
     lines = document_to_lines(again)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.agent.results.schema import ResultDocument
+from edgebench.agent.results.schema import SCHEMA_VERSION, ResultDocument
 from edgebench.collector.points import document_to_lines, document_to_lines_via_point
 from tests.conftest import run_cli
 
@@ -57,7 +57,7 @@ def replay_run(tmp_path_factory: pytest.TempPathFactory) -> list[ResultDocument]
 
 def test_energy_filled_from_replay(replay_run: list[ResultDocument]) -> None:
     by = {d.config.scenario: d for d in replay_run}
-    assert by["forward"].schema_version == "1.3"
+    assert by["forward"].schema_version == SCHEMA_VERSION
     for scenario in ("forward", "generate"):
         e = by[scenario].energy
         assert e is not None and e.unavailable_reason is None, e

@@ -56,8 +56,13 @@ def write_config(
     tls: bool = True,
     spool: Path | None = None,
     max_messages: int = 10_000,
+    confirm: str = "broker",
+    extra: tuple[str, ...] = (),
 ) -> Path:
-    """An agent.toml as an operator would write it (TLS with the broker's CA by default)."""
+    """An agent.toml as an operator would write it (TLS with the broker's CA by default).
+
+    ``confirm = "broker"`` by default: these tests have no collector to send receipts (the receipt path
+    is tested in test_delivery.py with a real one)."""
     lines = ["[agent]", f'fleet = "{MQTT_FLEET}"', f'host = "{host}"', "[mqtt]", 'host = "127.0.0.1"']
     lines.append(f"port = {port or (broker.tls_port if tls else broker.port)}")
     if tls:
@@ -68,6 +73,8 @@ def write_config(
         "[spool]",
         f'path = "{spool or path.parent / "spool.sqlite"}"',
         f"max_messages = {max_messages}",
+        f'confirm = "{confirm}"',
+        *extra,
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -347,8 +354,9 @@ def test_wrong_password_warns_in_one_line_and_keeps_results(tmp_path: Path, mosq
     assert spool_count(tmp_path / "spool.sqlite") == 2
 
 
-def test_acl_refusal_keeps_result_spooled_with_warning(tmp_path: Path, mosquitto, mqtt_probe) -> None:
-    """host1 publishing results of host2: the v5 PUBACK says Not authorized, so it is NOT delivered."""
+def test_acl_refusal_moves_result_to_refused_with_warning(tmp_path: Path, mosquitto, mqtt_probe) -> None:
+    """host1 publishing results of host2: the v5 PUBACK says Not authorized, so it is NOT delivered; it
+    moves to the refused state (kept, listed, retryable) and the rest of the queue is sent."""
     sub = mqtt_probe(mosquitto, "collector")
     sub.subscribe(RESULT_FILTER)
     cfg = load_config(str(write_config(tmp_path / "agent.toml", mosquitto)), environ={})
@@ -361,10 +369,20 @@ def test_acl_refusal_keeps_result_spooled_with_warning(tmp_path: Path, mosquitto
             pub.spool_result(d)
         remaining = pub.flush(5)
         pub.close()
-        assert remaining == 2 and pub.published == 1
+        assert remaining == 0 and pub.published == 1
         assert spool.keys() == [result_key(d.run_id, d.seq) for d in foreign]
+        assert [m.key for m in spool.refused()] == spool.keys()
+        assert all("Not authorized" in (m.reason or "") for m in spool.refused())
+        line = summary_line(pub, remaining)
     assert len(warnings) == 1 and "Not authorized" in warnings[0] and "ACL" in warnings[0], warnings
-    assert "refused 2 results (Not authorized)" in summary_line(pub, remaining)
+    assert "2 results refused (broker refused" in line and "--list-refused" in line, line
+    r = run_cli("publish", "--config", str(tmp_path / "agent.toml"), "--list-refused")
+    assert r.returncode == 0 and r.stdout.count("Not authorized") == 2, r.stdout
+    r = run_cli("publish", "--config", str(tmp_path / "agent.toml"), "--retry-refused", "--timeout", "5")
+    assert r.returncode == 1 and "queued 2 refused results again" in r.stdout, r.stdout + r.stderr
+    assert "2 results refused" in r.stdout
+    r = run_cli("publish", "--config", str(tmp_path / "agent.toml"), "--drop-refused")
+    assert r.returncode == 0 and "dropped 2 refused results" in r.stdout, r.stdout + r.stderr
     got = received(sub, 1)
     assert set(got) == {(own[0].run_id, 0)}
     assert not [m for m in sub.drain(0.5) if m.topic.endswith("/result")]

@@ -76,9 +76,14 @@ def test_acl_pins_fleet_and_host_per_user() -> None:
     acl = mosquitto_acl.render_acl([("fa", "h1"), ("fb", "h2"), ("fa", "h1")])
     blocks = [b.strip().splitlines() for b in acl.split("\n\n")[1:]]
     assert blocks == [
-        ["user collector", "topic read edgebench/v1/#", "topic write edgebench/v1/+/deadletter"],
-        ["user h1", "topic write edgebench/v1/fa/h1/#"],
-        ["user h2", "topic write edgebench/v1/fb/h2/#"],
+        [
+            "user collector",
+            "topic read edgebench/v1/#",
+            "topic write edgebench/v1/+/deadletter",
+            "topic write edgebench/v1/+/+/receipt",
+        ],
+        ["user h1", "topic write edgebench/v1/fa/h1/#", "topic read edgebench/v1/fa/h1/receipt"],
+        ["user h2", "topic write edgebench/v1/fb/h2/#", "topic read edgebench/v1/fb/h2/receipt"],
     ]
     assert "%u" not in acl and "pattern" not in acl
 

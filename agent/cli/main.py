@@ -167,12 +167,29 @@ def publish_cmd(
         typer.Option("--run", help="Re-queue this stored run first (id, unique prefix or 'last')."),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for acknowledgements.")] = 30.0,
+    list_refused: Annotated[
+        bool, typer.Option("--list-refused", help="List results the broker or collector refused, and why.")
+    ] = False,
+    retry_refused: Annotated[
+        bool, typer.Option("--retry-refused", help="Queue refused results again (after fixing the cause).")
+    ] = False,
+    drop_refused: Annotated[
+        bool, typer.Option("--drop-refused", help="Delete refused results from the spool (not the store).")
+    ] = False,
 ) -> None:
-    """Send results waiting in the MQTT spool (exit 1 if some remain unsent)."""
+    """Send results waiting in the MQTT spool (exit 1 if some remain unsent or refused)."""
     from edgebench.agent.publish.command import publish_command
     from edgebench.agent.publish.config import load_config
 
-    raise typer.Exit(publish_command(load_config(config, broker), run_id, timeout))
+    code = publish_command(
+        load_config(config, broker),
+        run_id,
+        timeout,
+        show_refused=list_refused,
+        retry_refused=retry_refused,
+        drop_refused=drop_refused,
+    )
+    raise typer.Exit(code)
 
 
 @app.command()

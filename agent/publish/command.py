@@ -21,29 +21,45 @@ def _stderr_warn(message: str) -> None:
 
 
 def summary_line(pub: Publisher, remaining: int) -> str:
-    """The one line a user reads after a run: delivered, or where the results wait and why."""
+    """The one line a user reads after a run: delivered and confirmed, or where the results wait and why."""
     cfg = pub.config
-    if remaining == 0:
-        line = f"published {pub.published} results to {cfg.broker}"
-    else:
+    counts = pub.spool.counts()
+    confirm = cfg.confirm == "collector"
+    parts = []
+    if pub.published or not remaining:
+        done = f"published {pub.published} results to {cfg.broker}"
+        if confirm and pub.confirmed:
+            done += f", {pub.confirmed} confirmed stored by the collector"
+        parts.append(done)
+    if counts["queued"]:
         kept = (
-            f"{remaining} results kept in the spool ({pub.spool.path}); "
-            f"they are sent on the next run or with `edgebench-agent publish`"
+            f"{counts['queued']} results kept in the spool ({pub.spool.path}); they are sent on the next run "
+            f"or with `edgebench-agent publish`"
         )
-        if pub.refused:
-            reasons = sorted(set(pub.refused.values()))
-            line = f"broker {cfg.broker} refused {len(pub.refused)} results ({', '.join(reasons)}): {kept}"
-        elif not pub.connected:
-            line = f"broker unreachable ({pub.last_error or 'no connection'}): {kept}"
+        if not pub.connected:
+            parts.append(f"broker unreachable ({pub.last_error or 'no connection'}): {kept}")
+        elif pub.held_reasons:
+            parts.append(f"broker {cfg.broker} is busy ({', '.join(pub.held_reasons)}): {kept}")
         else:
-            line = f"broker {cfg.broker} did not acknowledge everything in time: {kept}"
-    if pub.not_spooled:
-        runs = sorted({k.rsplit(":", 1)[0] for k in pub.not_spooled})
-        line += (
-            f"; {len(pub.not_spooled)} results did not fit in the full spool and are only in the local store "
-            f"(`edgebench-agent publish --run {runs[0]}`)"
+            parts.append(f"broker {cfg.broker} did not acknowledge everything in time: {kept}")
+    if counts["sent"] and confirm:
+        parts.append(
+            f"{counts['sent']} results await the collector's receipt (kept in the spool and sent again after "
+            f"{cfg.resend_after_s:g} s without one; is edgebench-collector running?)"
         )
-    return line
+    if counts["refused"]:
+        reasons = sorted({r.split(":", 1)[0] for r in pub.refused.values() if r}) or ["earlier sessions"]
+        parts.append(
+            f"{counts['refused']} results refused ({'; '.join(reasons)}): "
+            f"`edgebench-agent publish --list-refused`, then `--retry-refused` or `--drop-refused`"
+        )
+    overflow = pub.not_spooled or [key for key, _, _ in pub.spool.overflow()]
+    if overflow:
+        parts.append(
+            f"{len(overflow)} results did not fit in the full spool and are only in the local store "
+            f"(`edgebench-agent publish` queues them as the spool empties)"
+        )
+    return "; ".join(parts)
 
 
 class RunPublishing:
@@ -76,11 +92,64 @@ class RunPublishing:
             self.spool.close()
 
 
+def list_refused(spool: Spool) -> int:
+    """``publish --list-refused``: one line per refused result (key, size, reason)."""
+    rows = spool.refused()
+    if not rows:
+        print(f"no refused results in the spool {spool.path}")
+        return 0
+    for msg in rows:
+        print(f"{msg.key}  {len(msg.payload)} bytes  {msg.reason}")
+    print(f"{len(rows)} refused results; `--retry-refused` queues them again, `--drop-refused` deletes them "
+          f"from the spool (they stay in the local results store)")
+    return 0
+
+
+def requeue_overflow(spool: Spool, publisher: Publisher) -> tuple[int, int]:
+    """Queue results that once did not fit in the full spool, from the local store, as room allows.
+
+    Returns (queued, still waiting)."""
+    waiting = spool.overflow()
+    room = spool.max_messages - spool.count()
+    if not waiting or room <= 0:
+        return 0, len(waiting)
+    from edgebench.agent.results.store import ResultStore
+
+    wanted: dict[str, set[int]] = {}
+    for _, run_id, seq in waiting[:room]:
+        wanted.setdefault(run_id, set()).add(seq)
+    queued, gone = 0, []
+    with ResultStore() as store:
+        for run_id, seqs in wanted.items():
+            found = set()
+            for doc in store.documents(run_id):
+                if doc.seq in seqs:
+                    found.add(doc.seq)
+                    if publisher.spool_result(doc, force=True) is PutResult.QUEUED:
+                        queued += 1
+            gone += [f"{run_id}:{seq}" for seq in seqs - found]
+    if gone:  # deleted from the store since: nothing left to send
+        spool.forget_overflow(gone)
+        _stderr_warn(f"{len(gone)} results that did not fit in the spool are no longer in the local store")
+    return queued, len(spool.overflow())
+
+
 def publish_command(
-    config: PublishConfig, run: str | None, timeout_s: float, warn: Callable[[str], None] = _stderr_warn
+    config: PublishConfig,
+    run: str | None,
+    timeout_s: float,
+    warn: Callable[[str], None] = _stderr_warn,
+    *,
+    show_refused: bool = False,
+    retry_refused: bool = False,
+    drop_refused: bool = False,
 ) -> int:
     """``edgebench-agent publish``: optionally re-queue a stored run, send the spool, report. Returns the
-    exit code (0 when the spool ends empty)."""
+    exit code: 0 when nothing waits to be sent, nothing is refused and nothing is left outside the spool
+    (results awaiting only the collector's receipt are reported, not an error: they are re-sent later)."""
+    if show_refused:
+        with Spool(config.spool_path, config.max_messages) as spool:
+            return list_refused(spool)
     if not config.enabled:
         where = config.source or "no config file"
         raise EdgebenchError(
@@ -89,6 +158,12 @@ def publish_command(
         )
     with Spool(config.spool_path, config.max_messages) as spool:
         pub = Publisher(config, spool, warn=warn)
+        if drop_refused:
+            dropped = [m.id for m in spool.refused()]
+            spool.remove(*dropped)
+            print(f"dropped {len(dropped)} refused results from the spool (the local store keeps them)")
+        if retry_refused:
+            print(f"queued {spool.retry_refused()} refused results again")
         queued = 0
         if run:
             from edgebench.agent.results.store import ResultStore
@@ -100,11 +175,21 @@ def publish_command(
                     if pub.spool_result(doc, force=True) is PutResult.QUEUED:
                         queued += 1
             print(f"re-queued {queued} results of run {run_id}")
-        before = spool.count()
+        overflow_queued, _ = requeue_overflow(spool, pub)
+        if overflow_queued:
+            print(f"queued {overflow_queued} results that had not fitted in the spool")
+        counts = spool.counts()
+        if not (counts["queued"] + counts["sent"] + counts["refused"]) and not spool.overflow():
+            print(f"nothing to publish (spool {spool.path} is empty)")
+            return 0
         try:
             pub.start()
-            remaining = pub.flush(timeout_s)
+            pub.flush(timeout_s)
+            # room freed by this flush: more of the overflow fits now
+            while requeue_overflow(spool, pub)[0]:
+                pub.flush(timeout_s)
         finally:
             pub.close()
-        print(summary_line(pub, remaining) if before else f"nothing to publish (spool {spool.path} is empty)")
-        return 0 if remaining == 0 else 1
+        print(summary_line(pub, spool.counts()["queued"]))
+        counts = spool.counts()
+        return 0 if not (counts["queued"] or counts["refused"] or spool.overflow()) else 1

@@ -14,9 +14,11 @@ document whose host/fleet differ from its topic — so ``host`` must match the M
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -26,11 +28,21 @@ DEFAULT_CONFIG = Path("/etc/edgebench/agent.toml")
 TOPIC_PREFIX = "edgebench/v1"
 
 
-def _check_topic_level(value: str | None) -> str | None:
-    """Fleet and host become MQTT topic levels: wildcards or separators would publish somewhere else."""
-    if value is not None and (not value or any(c in value for c in "/+#\0")):
-        raise ValueError(f"'{value}' cannot be an MQTT topic level (empty, or contains / + # NUL)")
-    return value
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""Fleet and host names: letters, digits, '.', '_', '-' (at most 64, starting with a letter or digit).
+
+They become MQTT topic levels, the client id, the Last Will topic, the broker's ACL entries (line-based:
+``deploy/mosquitto/make_acl.py`` applies the same rule) and InfluxDB tags. A wildcard or separator would
+publish somewhere else; a control character makes the broker close the connection as a protocol error,
+which looks like "broker unreachable" and would leave a result spooled under a topic nobody can accept."""
+
+
+def identifier_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a fleet or host name (None when it can)."""
+    if IDENTIFIER.fullmatch(value):
+        return None
+    shown = ascii(value) if not value.isprintable() else repr(value)
+    return f"{shown} is not a valid name: use 1-64 letters, digits, '.', '_' or '-' (first a letter or digit)"
 
 
 class _Section(BaseModel):
@@ -60,12 +72,22 @@ class MqttSection(_Section):
     password_file: str | None = None
     client_id: str | None = None
     keepalive: int = 30
+    max_message_bytes: int = 512 * 1024
+    """Results are decimated to fit (``trim.py``); the broker's own Maximum Packet Size, when it announces a
+    smaller one, wins. Keep it at or below the collector's ``max_payload_bytes`` (1 MiB by default)."""
+    session_expiry_s: int = 7 * 24 * 3600
+    """How long the broker keeps this device's session (its unread receipts) while the device is off."""
 
 
 class SpoolSection(_Section):
     path: str | None = None
     """Default: the data directory's ``spool.sqlite``."""
     max_messages: int = 10_000
+    confirm: Literal["collector", "broker"] = "collector"
+    """When a sent result leaves the spool: on the collector's receipt (after its database write), or on
+    the broker's PUBACK (for a collector older than receipts; a broker crash can then lose results)."""
+    resend_after_s: float = 600.0
+    """A result the broker acknowledged but the collector has not confirmed is sent again after this."""
 
 
 class _File(_Section):
@@ -89,8 +111,12 @@ class PublishConfig(BaseModel):
     password: str | None
     client_id: str
     keepalive: int
+    max_message_bytes: int
+    session_expiry_s: int
     spool_path: Path
     max_messages: int
+    confirm: Literal["collector", "broker"]
+    resend_after_s: float
     source: str | None
     """The TOML file read, if any (for messages)."""
 
@@ -108,6 +134,11 @@ class PublishConfig(BaseModel):
 
     def status_topic(self) -> str:
         return f"{TOPIC_PREFIX}/{self.fleet}/{self.host}/status"
+
+    def receipt_topic(self) -> str:
+        from edgebench.agent.publish.receipt import receipt_topic
+
+        return receipt_topic(TOPIC_PREFIX, self.fleet, self.host)
 
 
 def _read_toml(path: Path) -> dict:
@@ -169,6 +200,8 @@ def load_config(
         raise EdgebenchError(_validation_message(source, exc)) from None
 
     a, m, s = parsed.agent, parsed.mqtt, parsed.spool
+    origin = {"agent.fleet": source, "agent.host": source}
+    """Where each identifier came from, for the error message (file, environment variable or flag)."""
     env_map = {
         "EDGEBENCH_MQTT_HOST": (m, "host"),
         "EDGEBENCH_MQTT_USERNAME": (m, "username"),
@@ -180,6 +213,8 @@ def load_config(
     for var, (section, attr) in env_map.items():
         if env.get(var):
             setattr(section, attr, env[var])
+            if section is a:
+                origin[f"agent.{attr}"] = f"environment variable {var}"
     if env.get("EDGEBENCH_MQTT_PORT"):
         if not env["EDGEBENCH_MQTT_PORT"].isdigit():
             raise EdgebenchError(
@@ -191,11 +226,14 @@ def load_config(
         m.port = port or m.port
     if fleet:
         a.fleet = fleet
+        origin["agent.fleet"] = "--fleet"
+    if a.host is None:
+        a.host = socket.gethostname()
+        origin["agent.host"] = "this machine's hostname (set [agent] host or EDGEBENCH_HOST)"
     for key, value in (("agent.fleet", a.fleet), ("agent.host", a.host)):
-        try:
-            _check_topic_level(value)
-        except ValueError as exc:
-            raise EdgebenchError(f"{source}: [{key}] {exc}") from None
+        problem = identifier_problem(value)
+        if problem:
+            raise EdgebenchError(f"{origin[key]}: [{key}] {problem}")
 
     password = m.password
     if m.password_file and not password:
@@ -207,9 +245,13 @@ def load_config(
             raise EdgebenchError(f"{source}: [mqtt.password_file] cannot read {pw_path}: {exc}") from None
     ca_file = _existing(m.ca_file, "mqtt.ca_file", source)
     tls = m.tls if m.tls is not None else ca_file is not None
-    host = a.host or socket.gethostname()
+    host = a.host
     if s.max_messages < 1:
         raise EdgebenchError(f"{source}: [spool.max_messages] must be >= 1")
+    if m.max_message_bytes < 4096:
+        raise EdgebenchError(f"{source}: [mqtt.max_message_bytes] must be >= 4096")
+    if m.client_id is not None and not (m.client_id.isprintable() and 0 < len(m.client_id) <= 128):
+        raise EdgebenchError(f"{source}: [mqtt.client_id] {m.client_id!a}: use 1-128 printable characters")
     from edgebench.agent.paths import data_dir
 
     return PublishConfig(
@@ -225,7 +267,11 @@ def load_config(
         password=password,
         client_id=m.client_id or f"edgebench-agent-{host}",
         keepalive=m.keepalive,
+        max_message_bytes=m.max_message_bytes,
+        session_expiry_s=m.session_expiry_s,
         spool_path=Path(s.path) if s.path else data_dir() / "spool.sqlite",
         max_messages=s.max_messages,
+        confirm=s.confirm,
+        resend_after_s=s.resend_after_s,
         source=str(path) if path else None,
     )

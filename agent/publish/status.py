@@ -36,6 +36,10 @@ class StatusPayload(BaseModel):
     """Only while ``running``."""
     reason: str | None = None
     """Why offline: 'agent stopped' (clean exit) or 'connection lost' (the Last Will)."""
+    unconfirmed: int | None = Field(default=None, ge=0)
+    """Results in the device's spool not yet confirmed stored by the collector (queued or sent)."""
+    refused: int | None = Field(default=None, ge=0)
+    """Results refused for good (``edgebench-agent publish --list-refused`` on the device)."""
 
     @property
     def online(self) -> bool:
@@ -51,6 +55,8 @@ def status_payload(
     reason: str | None = None,
     *,
     stamped: bool = True,
+    unconfirmed: int | None = None,
+    refused: int | None = None,
 ) -> bytes:
     """Serialise a status message (``run_id`` only while running; absent keys are left out).
 
@@ -63,5 +69,7 @@ def status_payload(
         edgebench_version=version,
         run_id=run_id if state == "running" else None,
         reason=reason,
+        unconfirmed=unconfirmed,
+        refused=refused,
     )
     return body.model_dump_json(exclude_none=True).encode()

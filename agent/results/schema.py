@@ -16,8 +16,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 SUPPORTED_MAJOR = 1
+SUPPORTED_MINOR = int(SCHEMA_VERSION.split(".")[1])
+"""Documents of a *newer* minor version (same major) are read with their unknown fields ignored and
+counted (``collector/validate.py``): a minor bump only adds optional fields, so an older collector keeps
+storing everything it knows. A newer major is refused."""
 
 DeviceClass = Literal["rpi", "jetson", "x86", "other"]
 Scenario = Literal["forward", "generate", "transcribe", "load"]
@@ -274,6 +278,20 @@ class TelemetryResult(_Doc):
     """(t_s, temp_max_c, cpu_freq_mhz), <= 500 points."""
 
 
+class Decimation(_Doc):
+    """A list shortened so that the document fits in one MQTT message (``agent/publish/trim.py``).
+
+    Items ``0, stride, 2*stride, ...`` of the original ``total`` are kept, so a kept item's original index
+    is ``i * stride``; the summaries (``latency_s`` etc.) were computed from the full list before. The
+    local results store always holds the full document."""
+
+    path: str
+    """Dotted path of the list, e.g. ``forward.latency_samples_s`` or ``energy.trace``."""
+    total: int = Field(ge=0)
+    kept: int = Field(ge=0)
+    stride: int = Field(ge=1)
+
+
 class ResultDocument(_Doc):
     """One configuration measured on one host."""
 
@@ -298,3 +316,9 @@ class ResultDocument(_Doc):
     energy: EnergyResult | None = None
     telemetry: TelemetryResult | None = None
     warnings: list[str] = Field(default_factory=list)
+    decimated: list[Decimation] = Field(default_factory=list)
+    """Lists shortened for transport (empty in the local store: only a published copy is ever trimmed)."""
+
+    def stride_of(self, path: str) -> int:
+        """The decimation stride of one list (1 when it was sent whole)."""
+        return next((d.stride for d in self.decimated if d.path == path), 1)

@@ -35,6 +35,11 @@ class Sink(Protocol):
 
     def write(self, lines: list[str]) -> None: ...
 
+    def delete(self, footprint: list[tuple[str, dict[str, str], int, int]]) -> None:
+        """Delete the points of each (measurement, tags, first ns, last ns): the rollback of a document
+        the server stored only in part. Raises :class:`SinkError` when it cannot."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -40,8 +40,11 @@ class InfluxV1Sink:
             token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
             self._headers["Authorization"] = f"Basic {token}"
 
-    def _request(self, url: str, body: bytes) -> tuple[int, bytes]:
-        req = urllib.request.Request(url, data=body, method="POST", headers=self._headers)
+    def _request(self, url: str, body: bytes, form: bool = False) -> tuple[int, bytes]:
+        headers = self._headers
+        if form:
+            headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+        req = urllib.request.Request(url, data=body, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 return resp.status, resp.read()
@@ -69,5 +72,35 @@ class InfluxV1Sink:
             reason = body[:300].decode(errors="replace")
         raise classify_status(status, f"influx v1 write {status}: {reason}"[:500])
 
+    def delete(self, footprint: list[tuple[str, dict[str, str], int, int]]) -> None:
+        """InfluxQL ``DELETE FROM m WHERE tag='v' AND time >= a AND time <= b`` per series, one request."""
+        statements = []
+        for measurement, tags, first, last in footprint:
+            where = [f'"{_ident(k)}"={_quote(v)}' for k, v in sorted(tags.items())]
+            where += [f"time >= {int(first)}", f"time <= {int(last)}"]
+            statements.append(f'DELETE FROM "{_ident(measurement)}" WHERE {" AND ".join(where)}')
+        body = urllib.parse.urlencode({"db": self.database, "q": ";".join(statements)}).encode()
+        status, reply = self._request(f"{self.url}/query", body, form=True)
+        errors = _query_errors(reply) if status == 200 else [reply[:200].decode(errors="replace")]
+        if errors:
+            raise classify_status(status if status != 200 else 400, f"influx v1 delete: {errors[0]}"[:500])
+
     def close(self) -> None:
         pass
+
+
+def _ident(name: str) -> str:
+    return name.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _query_errors(reply: bytes) -> list[str]:
+    try:
+        body = json.loads(reply)
+    except ValueError:
+        return ["unreadable reply"]
+    out = [body["error"]] if body.get("error") else []
+    return out + [r["error"] for r in body.get("results", []) if r.get("error")]

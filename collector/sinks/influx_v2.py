@@ -45,5 +45,33 @@ class InfluxV2Sink:
         except Exception as exc:  # urllib3 connection errors, timeouts: the server is not there
             raise SinkUnavailable(f"influx v2 {self.url}: {type(exc).__name__}: {exc}"[:500]) from exc
 
+    def delete(self, footprint: list[tuple[str, dict[str, str], int, int]]) -> None:
+        """``/api/v2/delete`` per series (predicate on the measurement and every tag, inclusive range).
+
+        InfluxDB 2.x has it; InfluxDB 3 and VictoriaMetrics do not, which surfaces as an error here and
+        makes the collector report the document as partially written."""
+        from datetime import datetime, timezone
+
+        from influxdb_client.rest import ApiException
+
+        def rfc3339(ns: int) -> str:
+            seconds, rest = divmod(ns, 1_000_000_000)
+            stamp = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+            return f"{stamp}.{rest:09d}Z"
+
+        api = self._client.delete_api()
+        for measurement, tags, first, last in footprint:
+            predicate = " AND ".join(
+                [f'_measurement="{measurement}"'] + [f'{k}="{v}"' for k, v in sorted(tags.items())]
+            )
+            try:
+                api.delete(rfc3339(first), rfc3339(last + 1), predicate, bucket=self.bucket, org=self.org)
+            except ApiException as exc:
+                message = f"influx v2 delete {exc.status}: {exc.reason}"
+                raise classify_status(int(exc.status or 0), message) from exc
+            except Exception as exc:
+                message = f"influx v2 delete {self.url}: {type(exc).__name__}: {exc}"
+                raise SinkUnavailable(message[:500]) from exc
+
     def close(self) -> None:
         self._client.close()

@@ -4,8 +4,9 @@ Convention: a device's MQTT username is its host name (``host`` in ``edgebench/v
 host names must be unique across fleets. Each device gets an explicit ``user`` block pinned to its own
 fleet *and* host — a ``pattern …/%u/#`` rule could not pin the fleet, and would let a device publish as
 itself into any fleet. Devices may only write their own subtree (result, status incl. the Last Will,
-power) and read nothing; the collector reads everything under ``edgebench/v1/`` and writes only the
-dead-letter topics.
+power) and read only their own receipt topic (the collector's "stored" confirmations,
+``agent/publish/receipt.py``); the collector reads everything under ``edgebench/v1/`` and writes only the
+dead-letter and receipt topics.
 
 Usage:  python deploy/mosquitto/make_acl.py --device fleetA/host1 --device fleetA/host2 > acl
 """
@@ -55,9 +56,15 @@ def render_acl(devices: Iterable[tuple[str, str]], collector_user: str = "collec
         f"user {collector_user}",
         f"topic read {TOPIC_ROOT}/#",
         f"topic write {TOPIC_ROOT}/+/deadletter",
+        f"topic write {TOPIC_ROOT}/+/+/receipt",
     ]
     for fleet, host in pairs:
-        out += ["", f"user {host}", f"topic write {TOPIC_ROOT}/{fleet}/{host}/#"]
+        out += [
+            "",
+            f"user {host}",
+            f"topic write {TOPIC_ROOT}/{fleet}/{host}/#",
+            f"topic read {TOPIC_ROOT}/{fleet}/{host}/receipt",
+        ]
     return "\n".join(out) + "\n"
 
 

@@ -1,0 +1,86 @@
+"""Fit a result document into one MQTT message by decimating its long lists.
+
+Why: a broker disconnects a client that sends a packet over its ``max_packet_size`` (mosquitto: 1 MiB in
+``deploy/mosquitto``), and the collector refuses payloads over its own limit. A legitimate document can be
+larger: a long run on a tiny workload holds tens of thousands of latency samples. Sending it whole would
+fail on every attempt; refusing it would lose a measurement. Every figure the dashboards read (the
+summaries: mean, percentiles, confidence interval, WER, energy totals) is computed on the device from the
+full lists *before* this step, so only the raw series are thinned, evenly, and the document says so in
+``decimated`` (path, original length, kept length, stride). The local results store keeps the full
+document; ``edgebench-agent report`` and ``compare`` read that.
+
+Decimation is deterministic (same document, same limit → same bytes), so a re-queued result is recognised
+as the same message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from edgebench.agent.results.schema import Decimation, ResultDocument
+
+MIN_KEPT = 16
+"""A list is never thinned below this many items."""
+_PATHS = (
+    ("forward", "latency_samples_s"),
+    ("generate", "latency_samples_s"),
+    ("transcribe", "per_utterance"),
+    ("energy", "trace"),
+    ("telemetry", "trace"),
+)
+
+
+class TooLarge(Exception):
+    """Even with every list at its minimum the document does not fit (the message says by how much)."""
+
+
+def document_digest(doc: ResultDocument) -> str:
+    """Identity of the full measurement (the spool uses it to tell a re-queue from a reused key)."""
+    return hashlib.sha256(doc.model_dump_json().encode()).hexdigest()[:32]
+
+
+def fit(doc: ResultDocument, limit_bytes: int) -> tuple[bytes, ResultDocument]:
+    """The JSON payload of ``doc`` in at most ``limit_bytes``, and the document it encodes.
+
+    Halves the longest list (doubling its stride) until the payload fits. Raises :class:`TooLarge`."""
+    payload = doc.model_dump_json().encode()
+    if len(payload) <= limit_bytes:
+        return payload, doc
+    original = {path: len(_get(doc, path)) for path in _PATHS if _get(doc, path)}
+    strides = dict.fromkeys(original, 1)
+    current = doc
+    while len(payload) > limit_bytes:
+        kept = {path: -(-original[path] // strides[path]) for path in original}
+        candidates = [path for path in original if kept[path] > MIN_KEPT]
+        if not candidates:
+            raise TooLarge(
+                f"result {doc.run_id}:{doc.seq} is {len(payload)} bytes even with its sample lists "
+                f"decimated to {MIN_KEPT} items; the limit is {limit_bytes} bytes"
+            )
+        longest = max(candidates, key=lambda path: kept[path])
+        strides[longest] *= 2
+        current = _decimated(doc, original, strides)
+        payload = current.model_dump_json().encode()
+    return payload, current
+
+
+def _get(doc: ResultDocument, path: tuple[str, str]) -> list[Any]:
+    section = getattr(doc, path[0])
+    return getattr(section, path[1]) if section is not None else []
+
+
+def _decimated(
+    doc: ResultDocument, original: dict[tuple[str, str], int], strides: dict[tuple[str, str], int]
+) -> ResultDocument:
+    update: dict[str, Any] = {}
+    notes = []
+    for path, stride in strides.items():
+        if stride == 1:
+            continue
+        section = getattr(doc, path[0])
+        kept = _get(doc, path)[::stride]
+        update[path[0]] = section.model_copy(update={path[1]: kept})
+        notes.append(Decimation(path=".".join(path), total=original[path], kept=len(kept), stride=stride))
+    update["decimated"] = notes
+    return doc.model_copy(update=update)
