@@ -644,8 +644,7 @@ class _PublisherLoop:
 
 
 def _publisher_main(spec: FleetSpec, p: int, out: Any, go: Any, t0: Any, finish: Any) -> None:
-    """Publisher process entry: Ctrl-C is the parent's to handle (it stops us), errors are reported."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Publisher process entry (SIGINT ignored, see :meth:`PublisherFleet.start`); errors are reported."""
     _die_with_parent()  # a killed script leaves no publishers behind
     try:
         _PublisherLoop(spec, p, out).run(go, t0, finish)
@@ -674,8 +673,14 @@ class PublisherFleet:
         ]
 
     def start(self) -> None:
-        for proc in self.procs:
-            proc.start()
+        """Ctrl-C is this script's to handle (it stops them): the children ignore SIGINT from their first
+        instruction on (inherited through exec), so none dies mid-import with a traceback."""
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for proc in self.procs:
+                proc.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def get(self, timeout: float) -> tuple[str, int, Any] | None:
         """The next message from a publisher; None after ``timeout``. A publisher's error is raised."""

@@ -339,8 +339,10 @@ class Collector:
                 batch = self._collect()
                 if batch:
                     self._write_batch(batch, give_up_at=None)
-                elif self._deferred and self.queue.empty():
-                    self._request_redelivery()
+                else:
+                    self.stats.flush()
+                    if self._deferred and self.queue.empty():
+                        self._request_redelivery()
             # graceful stop: what is already here is written (bounded wait) and acked
             rest = self._drain()
             if rest:
@@ -350,6 +352,7 @@ class Collector:
             self.client.disconnect()
             self.client.loop_stop()
             self.sink.close()
+            self.stats.flush()
             log("collector_stopped")
 
     def _request_redelivery(self) -> None:

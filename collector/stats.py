@@ -2,8 +2,10 @@
 
 Why a file: ``edgebench-collector status`` runs as a separate process (and possibly while the
 collector is down), so the dead-letter count and the last successful write must outlive the process.
-It is rewritten atomically (temp file + rename) after every batch and every dead letter; at the rates a
-benchmark fleet produces this costs nothing.
+It is rewritten atomically (temp file + rename) at most every ``SAVE_INTERVAL_S`` while something
+changed, and when the collector is idle: with 1000 devices the file holds one line per device and a
+rewrite costs milliseconds, which must not happen per message (status messages arrive on paho's
+network thread, next to the results).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 STATS_FILE = "collector-stats.json"
+SAVE_INTERVAL_S = 1.0
 
 
 class Stats:
@@ -29,6 +32,8 @@ class Stats:
         self.data.setdefault("points_written_total", 0)
         self.data["started_ns"] = time.time_ns()
         self.data["pid"] = os.getpid()
+        self._dirty = False
+        self._saved_at = 0.0
 
     def deadletter(self, reason: str) -> None:
         with self._lock:
@@ -79,6 +84,20 @@ class Stats:
             self._save()
 
     def _save(self) -> None:
+        """Mark changed; write now only if the last write is older than SAVE_INTERVAL_S (lock held)."""
+        self._dirty = True
+        if time.monotonic() - self._saved_at >= SAVE_INTERVAL_S:
+            self._write()
+
+    def flush(self) -> None:
+        """Write pending changes (the collector calls this when idle and at exit)."""
+        with self._lock:
+            if self._dirty:
+                self._write()
+
+    def _write(self) -> None:
+        self._dirty = False
+        self._saved_at = time.monotonic()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")

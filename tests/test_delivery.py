@@ -14,7 +14,6 @@ the collector (as a subprocess), asserted by counts in InfluxDB, spool contents,
 from __future__ import annotations
 
 import json
-import os
 import math
 import time
 from pathlib import Path
@@ -83,10 +82,10 @@ def wait_spool_empty(pub: Publisher, spool: Spool, timeout: float = 20) -> None:
 def test_oversized_result_is_decimated_and_the_queue_keeps_flowing(  # type: ignore[no-untyped-def]
     tmp_path, mqtt_certs, influxdb, collectors
 ) -> None:
-    """A 1.3 MB result (100,000 latency samples) on a broker with a 150 kB packet limit: before, mosquitto disconnected the agent on
-    every attempt and every later result waited behind it. Now it is decimated to fit the limit the broker
-    announces in CONNACK, arrives with its full-length summary, and a result that cannot fit at all is
-    refused (listed with the reason) while the next one is delivered."""
+    """A 1.3 MB result (100,000 latency samples) on a broker with a 150 kB packet limit: before, mosquitto
+    disconnected the agent on every attempt and every later result waited behind it. Now it is decimated
+    to fit the limit the broker announces in CONNACK, arrives with its full-length summary, and a result
+    that cannot fit at all is refused (listed with the reason) while the next one is delivered."""
     broker = _started(
         Mosquitto(tmp_path / "broker", MQTT_USERS, MQTT_DEVICES, certs=mqtt_certs, max_packet_size=150_000)
     )
@@ -365,7 +364,7 @@ def test_collector_memory_is_bounded_by_bytes_while_the_database_is_down(  # typ
 ) -> None:
     """120 documents of ~280 kB while InfluxDB is down, receive window 200. Before, the collector held the
     line protocol (~16x the payload) of every unacknowledged document; holding only payload and parsed
-    document and no byte bound (``T_BUDGET=10000000000``) it still grew by 142 MB here. With a 24 MB
+    document and no byte bound (a 10 GB budget) it still grew by 142 MB here. With a 24 MB
     budget it grows by less than twice that (50 MB measured with a 3x estimate, under 48 MB with 4x), and
     after the database returns every document is written exactly once (the ones left unread are
     redelivered after the collector reconnects)."""
@@ -379,7 +378,7 @@ def test_collector_memory_is_bounded_by_bytes_while_the_database_is_down(  # typ
             tmp_path / "c",
             broker,
             influx,
-            limits={"max_payload_bytes": 400_000, "max_pending_bytes": int(os.environ.get("T_BUDGET", 24_000_000))},
+            limits={"max_payload_bytes": 400_000, "max_pending_bytes": 24_000_000},
         )
         influx.stop()  # the database goes away after the collector found it
         proc = psutil.Process(c.proc.pid)  # type: ignore[union-attr]

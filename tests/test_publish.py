@@ -420,3 +420,56 @@ def test_tls_failures_are_one_line_warnings(tmp_path: Path, mosquitto) -> None:
             assert not pub.start()
             pub.close()
         assert len(warnings) == 1 and needle in warnings[0] and "\n" not in warnings[0], warnings
+
+
+def test_spool_of_an_older_agent_is_migrated_in_place(tmp_path: Path) -> None:
+    """A device upgraded with results waiting: the old outbox table gains the state columns, its rows are
+    queued, and the same result queued again is recognised (its digest was computed on migration)."""
+    import sqlite3
+
+    path = tmp_path / "spool.sqlite"
+    d = docs(1)[0]
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, "
+            "topic TEXT NOT NULL, payload BLOB NOT NULL, created_ns INTEGER NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO outbox (key, topic, payload, created_ns) VALUES (?,?,?,?)",
+            (result_key(d.run_id, d.seq), f"edgebench/v1/{MQTT_FLEET}/host1/result", d.model_dump_json(), 1),
+        )
+    with Spool(path) as spool:
+        assert spool.counts() == {"queued": 1, "sent": 0, "refused": 0}
+        [msg] = spool.peek(10)
+        assert msg.payload == d.model_dump_json().encode()
+        assert spool.put(msg.topic, msg.payload, msg.key) is PutResult.DUPLICATE
+
+
+def test_decimation_is_deterministic_and_bounded() -> None:
+    """The same document and limit give the same bytes (a re-queue is a duplicate, not a conflict); the
+    summaries stay those of the full lists; a document that cannot fit says so."""
+    from edgebench.agent.publish.trim import TooLarge, fit
+    from edgebench.agent.stats import summarize
+
+    d = docs(1)[0]
+    lat = [0.0123456 + i * 1e-9 for i in range(50_000)]
+    d = d.model_copy(
+        update={
+            "forward": d.forward.model_copy(  # type: ignore[union-attr]
+                update={"latency_samples_s": lat, "latency_s": summarize(lat)}
+            )
+        }
+    )
+    one, fitted = fit(d, 100_000)
+    two, _ = fit(d, 100_000)
+    assert one == two and len(one) <= 100_000
+    [note] = fitted.decimated
+    assert (note.path, note.total) == ("forward.latency_samples_s", 50_000)
+    assert (
+        note.kept == len(fitted.forward.latency_samples_s)
+        and fitted.forward.latency_samples_s[1] == lat[note.stride]
+    )  # type: ignore[union-attr]
+    assert fitted.forward.latency_s == d.forward.latency_s  # type: ignore[union-attr]
+    assert fit(d, 10**7)[1] is d  # fits: untouched
+    with pytest.raises(TooLarge, match="even with its sample lists decimated"):
+        fit(d.model_copy(update={"warnings": ["x" * 5000]}), 4096)

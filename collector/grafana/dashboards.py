@@ -565,6 +565,16 @@ def fleet_health() -> dict[str, Any]:
             f'SELECT count("seq") AS "results" FROM "inference" {where("fleet", "host")}',
             description="Result documents written in the time range.",
         ),
+        stat(
+            "Results not yet confirmed",
+            f'SELECT sum("unconfirmed") AS "unconfirmed" FROM ('
+            f'SELECT last("unconfirmed") AS "unconfirmed" FROM "agent_status" '
+            f"{where('fleet', 'host', time=False)} {group_by('fleet', 'host')})",
+            description=(
+                "Results waiting in the devices' spools for the collector's receipt, as each device last "
+                "reported (queued or sent; a broker crash or queue overflow shows up here until the re-send)."
+            ),
+        ),
         table(
             "Agents: current state",
             [
@@ -578,6 +588,23 @@ def fleet_health() -> dict[str, Any]:
             h=8,
             sort_by="state",
             description="Time = when the agent entered this state.",
+        ),
+        table(
+            "Results waiting per device",
+            [
+                target(
+                    'SELECT last("unconfirmed") AS "unconfirmed", last("refused") AS "refused" '
+                    f'FROM "agent_status" {where("fleet", "host", time=False)} {group_by("fleet", "host")}'
+                )
+            ],
+            hide_time=False,
+            w=12,
+            h=8,
+            sort_by="unconfirmed",
+            description=(
+                "Per device, from its latest status: results not yet confirmed stored, and results refused "
+                "for good (`edgebench-agent publish --list-refused` on the device says why)."
+            ),
         ),
         table(
             "Last result per host",
