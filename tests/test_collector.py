@@ -212,6 +212,22 @@ retry_max_s = 2.0
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def status(self) -> subprocess.CompletedProcess:
+        """``edgebench-collector status`` with this collector's config, as an operator runs it."""
+        return subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from edgebench.collector.cli import main; main()",
+                "status",
+                "--config",
+                str(self.config),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
@@ -497,19 +513,7 @@ def test_deadletters_with_reasons_collector_stays_alive(  # type: ignore[no-unty
     assert len(rows) == n and {r["fleet"] for r in rows} == {FLEET}
     assert {(r["topic"], r["bytes"]) for r in rows} == {(t, len(p)) for t, p in bad.values()}
     assert count(influxdb, db, "agent_status", "state") <= 1  # only a retained, valid host1 state
-    status = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from edgebench.collector.cli import main; main()",
-            "status",
-            "--config",
-            str(c.config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    status = c.status()
     assert status.returncode == 0, status.stdout + status.stderr
     assert f"deadletters: {n}" in status.stdout and "X-Influxdb-Version: 1.6.7" in status.stdout
     assert '"password": "***"' in c.log_text()  # the config is logged, redacted

@@ -255,22 +255,7 @@ def test_newer_minor_version_is_stored_and_its_unknown_fields_counted(  # type: 
 
 
 def run_cli_collector_status(c) -> str:  # type: ignore[no-untyped-def]
-    import subprocess
-    import sys
-
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from edgebench.collector.cli import main; main()",
-            "status",
-            "--config",
-            str(c.config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = c.status()
     return r.stdout + r.stderr
 
 
