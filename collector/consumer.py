@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgebench.agent.publish.config import TOPIC_PREFIX
 from edgebench.agent.publish.receipt import receipt_topic
 from edgebench.agent.publish.spool import payload_digest
 from edgebench.agent.results.schema import ResultDocument
@@ -139,6 +140,7 @@ class Collector:
         self._dl_lock = threading.Lock()
         self._dl_waiting: dict[int, tuple[int, int, int]] = {}  # deadletter mid -> (mid, qos, gen)
         self._dl_done: set[int] = set()  # PUBACKs that arrived before we recorded the mid
+        self._receipt_mids: set[int] = set()  # receipts in flight (their PUBACKs are not dead letters')
         self._bytes_lock = threading.Lock()
         self._pending_bytes = 0
         self._deferred = 0  # messages of this connection left unread (over the byte budget)
@@ -181,6 +183,8 @@ class Collector:
         self._gen += 1
         with self._bytes_lock:
             self._deferred = 0  # the broker redelivers them on this connection
+        with self._dl_lock:
+            self._receipt_mids.clear()  # a new connection: old receipt ids mean nothing
         log(
             "mqtt_connected",
             session_present=bool(flags.session_present),
@@ -289,9 +293,15 @@ class Collector:
         self._queue(Pending(mid, qos, gen, topic, payload, [line], "deadletter", rej, now))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
-        if reason_code is not None and getattr(reason_code, "is_failure", False):
-            log("deadletter_publish_refused", "error", reason=str(reason_code))
+        refused = reason_code is not None and getattr(reason_code, "is_failure", False)
         with self._dl_lock:
+            if mid in self._receipt_mids:
+                self._receipt_mids.discard(mid)
+                if refused:  # the ACL does not let us write receipts: agents will re-send until it does
+                    log("receipt_publish_refused", "error", reason=str(reason_code))
+                return
+            if refused:
+                log("deadletter_publish_refused", "error", reason=str(reason_code))
             original = self._dl_waiting.pop(mid, None)
             if original is None:
                 self._dl_done.add(mid)
@@ -366,7 +376,9 @@ class Collector:
         sock = self.client.socket()
         if sock is not None:
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)  # paho reconnects by itself (reconnect_delay_set)
+                # the plain socket's shutdown, also under TLS: SSLSocket.shutdown would tear down the TLS
+                # object under paho's reading thread (a ValueError it does not catch)
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # paho reconnects by itself
 
     def _drain(self) -> list[Pending]:
         out: list[Pending] = []
@@ -469,8 +481,12 @@ class Collector:
             by_device.setdefault(where, []).append(item)
         for (fleet, host), items in by_device.items():
             body = json.dumps({"items": items, "collector": self.cfg.mqtt.client_id, "ts_ns": time.time_ns()})
-            topic = receipt_topic(self.cfg.mqtt.deadletter_prefix, fleet, host)
-            self.client.publish(topic, body.encode(), qos=1)
+            info = self.client.publish(receipt_topic(TOPIC_PREFIX, fleet, host), body.encode(), qos=1)
+            with self._dl_lock:  # its PUBACK may already have come: then it sits in _dl_done
+                if info.mid in self._dl_done:
+                    self._dl_done.discard(info.mid)
+                else:
+                    self._receipt_mids.add(info.mid)
 
     def _write_with_retry(
         self, batch: list[Pending], give_up_at: float | None
@@ -524,6 +540,8 @@ class Collector:
         footprint = document_footprint(p.doc)
         try:
             self.sink.delete(footprint)
+        except SinkUnavailable:
+            raise  # the database went away: the whole batch is retried (and rolled back then)
         except SinkError as exc:
             remains = ", ".join(f"{m} {t0}..{t1}" for m, _, t0, t1 in footprint)
             detail = f"{error[:200]}; rollback failed ({str(exc)[:100]}): points may remain in {remains}"

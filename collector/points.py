@@ -32,8 +32,11 @@ def fmt_number(value: float | int) -> str:
     return f"{float(value):g}"
 
 
-def inference_tags(doc: ResultDocument) -> dict[str, str]:
-    """The low-cardinality dimensions dashboards group by (absent ones are left out, not empty)."""
+def inference_tags(doc: ResultDocument, with_absent: bool = False) -> dict[str, str]:
+    """The low-cardinality dimensions dashboards group by (absent ones are left out, not empty).
+
+    ``with_absent``: absent ones as "" — a delete predicate must say "no such tag", or it would also
+    match series that carry one (another label, an emulated host)."""
     c = doc.config
     tags: dict[str, str | None] = {
         "fleet": doc.fleet,
@@ -60,6 +63,8 @@ def inference_tags(doc: ResultDocument) -> dict[str, str]:
         # Emulated CPUs (qemu): a tag, so that no dashboard query can average them with real devices
         "emulated": "true" if doc.sysinfo.emulated else None,
     }
+    if with_absent:
+        return {k: v or "" for k, v in tags.items()}
     return {k: v for k, v in tags.items() if v not in (None, "")}
 
 
@@ -437,7 +442,7 @@ def document_footprint(doc: ResultDocument) -> list[tuple[str, dict[str, str], i
     partly stored document deletes (only this document's points lie in those series and time ranges —
     points of one host and configuration are measured one after another)."""
     ts = int(doc.created_ns)
-    tags = inference_tags(doc)
+    tags = inference_tags(doc, with_absent=True)
     out = [(INFERENCE, tags, ts, ts)]
     samples, stride = latency_samples(doc)
     if samples:

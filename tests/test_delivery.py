@@ -92,14 +92,14 @@ def test_oversized_result_is_decimated_and_the_queue_keeps_flowing(  # type: ign
     try:
         _, db = start_collector(collectors, tmp_path / "c", broker, influxdb)
         pub, spool, warnings = agent(tmp_path, broker)
-        assert pub.start()
-        assert pub.max_packet == 150_000
         huge = big_doc(1, 100_000)
         assert len(payload(huge)) > 1_000_000
         hopeless = make_doc(2).model_copy(update={"warnings": ["x" * 1000] * 400})  # 400 kB of text
         normal = make_doc(3)
-        for d in (huge, hopeless, normal):
+        for d in (huge, hopeless, normal):  # spooled before connecting: fitted to max_message_bytes
             pub.spool_result(d)
+        assert pub.start()
+        assert pub.max_packet == 150_000  # then fitted again, to what the broker announces
         remaining = pub.flush(20)
         pub.close()
         assert remaining == 0, spool.counts()
@@ -113,13 +113,16 @@ def test_oversized_result_is_decimated_and_the_queue_keeps_flowing(  # type: ign
         kept = int(rows[1]["decimated"].split("->")[1])
         assert 16 <= kept < 100_000
         samples = influxdb.points(
-            f"SELECT iteration FROM latency_sample WHERE time >= {huge.created_ns} "
+            f"SELECT iteration, latency_s FROM latency_sample WHERE time >= {huge.created_ns} "
             f"AND time < {huge.created_ns + 10**9}",
             db,
         )
         stride = samples[1]["iteration"]
         assert len(samples) == kept and stride > 1
-        assert all(s["iteration"] == i * stride for i, s in enumerate(samples))
+        full = huge.forward.latency_samples_s  # type: ignore[union-attr]
+        for i, s in enumerate(samples):  # each kept sample is the original one, at its original index
+            assert s["iteration"] == i * stride and s["time"] == huge.created_ns + i * stride
+            assert s["latency_s"] == full[i * stride]
         assert spool.keys() == [result_key(hopeless.run_id, 2)]  # only the refused one stays
     finally:
         broker.stop()
@@ -205,6 +208,18 @@ def test_rejected_documents_leave_nothing_behind(  # type: ignore[no-untyped-def
     clash = make_doc(4, scenario="transcribe")
     status, _ = influxdb.write(db, f'inference,fleet={FLEET},host=other wer="bad" {clash.created_ns}')
     assert status == 204
+    # a neighbour stored before, 1 ns later, in the same series but for a "label" tag: the rollback's
+    # time ranges overlap it, its tags do not match, so it must stay whole
+    neighbour = clash.model_copy(
+        update={
+            "created_ns": clash.created_ns + 1,
+            "run_id": f"{clash.run_id}-neighbour",
+            "config": clash.config.model_copy(update={"label": "other"}),
+            "transcribe": clash.transcribe.model_copy(update={"wer": None}),  # type: ignore[union-attr]
+        }
+    )
+    assert not pub.publish(topic(), payload(neighbour)).is_failure
+    wait_counts(influxdb, db, docs=1, samples=4)
     for d in (too_big_int, clash, good):
         assert not pub.publish(topic(), payload(d)).is_failure
     # what a producer writing NaN into JSON sends (pydantic itself would write null)
@@ -213,15 +228,19 @@ def test_rejected_documents_leave_nothing_behind(  # type: ignore[no-untyped-def
     while sum(deadletter_counts(influxdb, db).values()) < 3 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert deadletter_counts(influxdb, db) == {"bad_value": 2, "sink_rejected": 1}
-    wait_counts(influxdb, db, docs=1, samples=4)  # only the good document's points
+    wait_counts(influxdb, db, docs=2, samples=8)  # only the good document's and the neighbour's points
     assert count(influxdb, db, "power_sample", "watts") <= 0
-    assert [r["host"] for r in influxdb.points("SELECT hostname, host FROM sysinfo", db)] == ["host1"]
+    sysinfo = influxdb.points("SELECT hostname, host FROM sysinfo", db)
+    assert [r["time"] for r in sysinfo] == [good.created_ns, neighbour.created_ns]
+    kept = influxdb.points("SELECT latency_s FROM latency_sample WHERE label = 'other'", db)
+    assert len(kept) == 4
     items = [i for m in receipts.drain(0.5) for i in json.loads(m.payload)["items"]]
     outcomes = sorted((i["outcome"], (i.get("reason") or "").split(":")[0]) for i in items)
     assert outcomes == [
         ("refused", "bad_value"),
         ("refused", "bad_value"),
         ("refused", "sink_rejected"),
+        ("written", ""),
         ("written", ""),
     ], items
     reasons = " ".join(i.get("reason") or "" for i in items)

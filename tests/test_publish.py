@@ -424,11 +424,14 @@ def test_tls_failures_are_one_line_warnings(tmp_path: Path, mosquitto) -> None:
 
 def test_spool_of_an_older_agent_is_migrated_in_place(tmp_path: Path) -> None:
     """A device upgraded with results waiting: the old outbox table gains the state columns, its rows are
-    queued, and the same result queued again is recognised (its digest was computed on migration)."""
+    queued, and the same stored result queued again from the local store (``publish --run``) is
+    recognised as the same message, not as a reused id."""
     import sqlite3
 
     path = tmp_path / "spool.sqlite"
-    d = docs(1)[0]
+    d = docs(1)[0].model_copy(update={"schema_version": "1.3"})  # as the older agent stored it
+    old_payload = d.model_dump_json()
+    assert '"decimated"' not in old_payload  # written only when something was thinned
     with sqlite3.connect(path) as db:
         db.execute(
             "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, "
@@ -436,13 +439,17 @@ def test_spool_of_an_older_agent_is_migrated_in_place(tmp_path: Path) -> None:
         )
         db.execute(
             "INSERT INTO outbox (key, topic, payload, created_ns) VALUES (?,?,?,?)",
-            (result_key(d.run_id, d.seq), f"edgebench/v1/{MQTT_FLEET}/host1/result", d.model_dump_json(), 1),
+            (result_key(d.run_id, d.seq), f"edgebench/v1/{MQTT_FLEET}/host1/result", old_payload.encode(), 1),
         )
+    cfg = load_config(
+        None, broker="127.0.0.1", environ={"EDGEBENCH_HOST": "host1", "EDGEBENCH_FLEET": MQTT_FLEET}
+    )
     with Spool(path) as spool:
         assert spool.counts() == {"queued": 1, "sent": 0, "refused": 0}
         [msg] = spool.peek(10)
-        assert msg.payload == d.model_dump_json().encode()
-        assert spool.put(msg.topic, msg.payload, msg.key) is PutResult.DUPLICATE
+        assert msg.payload == old_payload.encode()
+        stored = ResultDocument.model_validate_json(old_payload)  # what the local store gives back
+        assert Publisher(cfg, spool).spool_result(stored) is PutResult.DUPLICATE
 
 
 def test_decimation_is_deterministic_and_bounded() -> None:

@@ -24,7 +24,7 @@ def summary_line(pub: Publisher, remaining: int) -> str:
     """The one line a user reads after a run: delivered and confirmed, or where the results wait and why."""
     cfg = pub.config
     counts = pub.spool.counts()
-    confirm = cfg.confirm == "collector"
+    confirm = pub.by_collector
     parts = []
     if pub.published or not remaining:
         done = f"published {pub.published} results to {cfg.broker}"
@@ -79,7 +79,7 @@ class RunPublishing:
         """Called right after a point was measured (never during timed work).
 
         ``stored=False`` (``--no-store``): the spool is the only copy, so its bound does not apply."""
-        self.publisher.spool_result(doc, force=not stored)
+        self.publisher.spool_result(doc, force=not stored, only_copy=not stored)
         self.publisher.pump()
 
     def finish(self, timeout_s: float) -> str:
@@ -125,8 +125,11 @@ def requeue_overflow(spool: Spool, publisher: Publisher) -> tuple[int, int]:
             for doc in store.documents(run_id):
                 if doc.seq in seqs:
                     found.add(doc.seq)
-                    if publisher.spool_result(doc, force=True) is PutResult.QUEUED:
+                    put = publisher.spool_result(doc, force=True)
+                    if put is PutResult.QUEUED:
                         queued += 1
+                    else:  # already spooled, or a reused key (warned): nothing more to wait for
+                        spool.forget_overflow([f"{run_id}:{doc.seq}"])
             gone += [f"{run_id}:{seq}" for seq in seqs - found]
     if gone:  # deleted from the store since: nothing left to send
         spool.forget_overflow(gone)
@@ -161,7 +164,10 @@ def publish_command(
         if drop_refused:
             dropped = [m.id for m in spool.refused()]
             spool.remove(*dropped)
-            print(f"dropped {len(dropped)} refused results from the spool (the local store keeps them)")
+            print(
+                f"dropped {len(dropped)} refused results from the spool (the local store keeps them, "
+                f"unless they were measured with --no-store)"
+            )
         if retry_refused:
             print(f"queued {spool.retry_refused()} refused results again")
         queued = 0

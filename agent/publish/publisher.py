@@ -123,6 +123,9 @@ class Publisher:
         self._events: collections.deque[tuple[int, bool, str, int]] = collections.deque()
         self._receipts: collections.deque[bytes] = collections.deque()
         self._last_receipt = 0.0
+        self.by_collector = config.confirm == "collector"
+        """Whether results wait for the collector's receipt in this session (off when the broker refuses
+        the receipt subscription: an ACL older than receipts)."""
         self._warnings: collections.deque[str] = collections.deque()
         self._warned: set[str] = set()
         self._connected_event = threading.Event()
@@ -143,6 +146,7 @@ class Publisher:
         client.on_publish = self._on_publish
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         connect_kwargs: dict[str, Any] = {"keepalive": cfg.keepalive}
         if cfg.confirm == "collector":  # receipts wait at the broker while this device is off
             from paho.mqtt.packettypes import PacketTypes
@@ -199,7 +203,7 @@ class Publisher:
 
     # --- results --------------------------------------------------------------------------------------
 
-    def spool_result(self, doc: Any, force: bool = False) -> PutResult:
+    def spool_result(self, doc: Any, force: bool = False, only_copy: bool = False) -> PutResult:
         """Write one ResultDocument durably to the spool (before any publish attempt), decimated to fit
         ``max_message_bytes`` (``trim.py``; the local store keeps it whole).
 
@@ -212,10 +216,15 @@ class Publisher:
             payload, sent = fit(doc, self._payload_limit(topic))
             if sent.decimated:
                 lists = ", ".join(f"{d.path} {d.total}->{d.kept}" for d in sent.decimated)
+                kept = (
+                    "with --no-store the spool is the only copy: the full lists are not kept"
+                    if only_copy
+                    else "the local store keeps them whole"
+                )
                 self._warn_once(
                     "decimated",
                     f"result {key} is larger than one MQTT message allows: published with {lists} "
-                    f"(every summary is from the full lists; the local store keeps them whole)",
+                    f"(every summary is from the full lists; {kept})",
                 )
         except TooLarge as exc:
             payload, refusal = doc.model_dump_json().encode(), f"too large: {exc}"
@@ -258,8 +267,10 @@ class Publisher:
             return 0
         exclude = set(self._inflight.values()) | self._held
         resend_before = None
-        if self.config.confirm == "collector":
+        if self.by_collector:
             resend_before = time.time_ns() - int(self.config.resend_after_s * 1e9)
+        else:  # results left 'sent' by an earlier session that waited for receipts: send them now
+            resend_before = time.time_ns() + 1
         sent = 0
         for msg in self.spool.peek(free, exclude=exclude, resend_before_ns=resend_before):
             problem = topic_problem(msg.topic)
@@ -309,7 +320,7 @@ class Publisher:
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.02)
-        if self.config.confirm == "collector" and self.connected:
+        if self.by_collector and self.connected:
             quiet_since = max(self._last_receipt, time.monotonic())
             while self.spool.counts()["sent"] and time.monotonic() < deadline:
                 self._apply_events()
@@ -368,7 +379,7 @@ class Publisher:
             self.connected = self.ever_connected = True
             self.last_error = None
             self.max_packet = getattr(properties, "MaximumPacketSize", None) if properties else None
-            if self.config.confirm == "collector":
+            if self.by_collector:
                 client.subscribe(self.config.receipt_topic(), qos=1)
             client.publish(self.config.status_topic(), self._status_payload(self._state), qos=1, retain=True)
             self._connected_event.set()
@@ -388,6 +399,19 @@ class Publisher:
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         self._receipts.append(message.payload)
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused and self.by_collector:
+            # No receipts can arrive: waiting for them would re-send every result forever. Confirm on
+            # PUBACK for this session (what an agent without receipts did) and say how to fix it.
+            self.by_collector = False
+            self._warn_once(
+                "receipt-refused",
+                f"broker {self.config.broker} refused the receipt subscription {self.config.receipt_topic()} "
+                f"({', '.join(refused)}): results are confirmed on the broker's PUBACK in this session; "
+                f"update the broker's ACL (deploy/mosquitto/make_acl.py) or set [spool] confirm = \"broker\"",
+            )
 
     # --- helpers ---------------------------------------------------------------------------------------
 
@@ -414,7 +438,7 @@ class Publisher:
                     )
                 self._refuse(SpooledMessage(spool_id, "", "", b""), why)
         if acked:
-            if self.config.confirm == "collector":
+            if self.by_collector:
                 self.spool.mark_sent(acked)
             else:
                 self.spool.remove(*acked)

@@ -158,7 +158,8 @@ class Spool:
         now = now_ns or time.time_ns()
         with self._lock, self._db:
             self._db.executemany(
-                "UPDATE outbox SET state = 'sent', sent_ns = ?, attempts = attempts + 1 WHERE id = ?",
+                "UPDATE outbox SET state = 'sent', sent_ns = ?, attempts = attempts + 1 "
+                "WHERE id = ? AND state != 'refused'",  # a refusal receipt may beat the re-send's PUBACK
                 [(now, i) for i in ids],
             )
 

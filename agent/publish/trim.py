@@ -73,14 +73,22 @@ def _get(doc: ResultDocument, path: tuple[str, str]) -> list[Any]:
 def _decimated(
     doc: ResultDocument, original: dict[tuple[str, str], int], strides: dict[tuple[str, str], int]
 ) -> ResultDocument:
+    """``doc`` with each list thinned by its stride. A list ``doc`` already carries thinned (a spooled copy
+    fitted again to a smaller broker limit) keeps its original length and compounds the strides, so kept
+    item *j* is still the original item ``j * stride``."""
     update: dict[str, Any] = {}
-    notes = []
+    prior = {d.path: d for d in doc.decimated}
+    notes = {d.path: d for d in doc.decimated}
     for path, stride in strides.items():
         if stride == 1:
             continue
+        name = ".".join(path)
         section = getattr(doc, path[0])
         kept = _get(doc, path)[::stride]
         update[path[0]] = section.model_copy(update={path[1]: kept})
-        notes.append(Decimation(path=".".join(path), total=original[path], kept=len(kept), stride=stride))
-    update["decimated"] = notes
+        before = prior.get(name)
+        total = before.total if before else original[path]
+        overall = before.stride * stride if before else stride
+        notes[name] = Decimation(path=name, total=total, kept=len(kept), stride=overall)
+    update["decimated"] = list(notes.values())
     return doc.model_copy(update=update)

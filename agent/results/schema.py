@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 SCHEMA_VERSION = "1.4"
 SUPPORTED_MAJOR = 1
@@ -318,6 +318,16 @@ class ResultDocument(_Doc):
     warnings: list[str] = Field(default_factory=list)
     decimated: list[Decimation] = Field(default_factory=list)
     """Lists shortened for transport (empty in the local store: only a published copy is ever trimmed)."""
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_decimation(self, handler):  # type: ignore[no-untyped-def]
+        """``decimated`` is written only when something was thinned: a collector older than schema 1.4
+        (strict, ``extra="forbid"``) keeps reading every whole document during a rolling upgrade, and a
+        document stored by an older agent serialises to the same bytes (the spool's identity)."""
+        data = handler(self)
+        if not self.decimated and isinstance(data, dict):
+            data.pop("decimated", None)
+        return data
 
     def stride_of(self, path: str) -> int:
         """The decimation stride of one list (1 when it was sent whole)."""

@@ -62,10 +62,11 @@ class InfluxV2Sink:
         api = self._client.delete_api()
         for measurement, tags, first, last in footprint:
             predicate = " AND ".join(
-                [f'_measurement="{measurement}"'] + [f'{k}="{v}"' for k, v in sorted(tags.items())]
+                [f'_measurement="{_escape(measurement)}"']
+                + [f'{k}="{_escape(v)}"' for k, v in sorted(tags.items())]
             )
-            try:
-                api.delete(rfc3339(first), rfc3339(last + 1), predicate, bucket=self.bucket, org=self.org)
+            try:  # start and stop are both inclusive
+                api.delete(rfc3339(first), rfc3339(last), predicate, bucket=self.bucket, org=self.org)
             except ApiException as exc:
                 message = f"influx v2 delete {exc.status}: {exc.reason}"
                 raise classify_status(int(exc.status or 0), message) from exc
@@ -75,3 +76,8 @@ class InfluxV2Sink:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _escape(value: str) -> str:
+    """A string literal of the delete predicate language: backslash and double quote escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
