@@ -334,7 +334,7 @@ class Publisher:
 
     def _due(self) -> int:
         """Queued messages this session may still send (held ones wait for the next session)."""
-        return self.spool.counts()["queued"] - len(self._held)
+        return self.spool.queued_count(self._held)
 
     # --- status ---------------------------------------------------------------------------------------
 

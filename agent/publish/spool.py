@@ -106,7 +106,11 @@ class Spool:
             with self._db:
                 for column, decl in _COLUMNS.items():
                     if column not in have:
-                        self._db.execute(f"ALTER TABLE outbox ADD COLUMN {column} {decl}")
+                        try:
+                            self._db.execute(f"ALTER TABLE outbox ADD COLUMN {column} {decl}")
+                        except sqlite3.OperationalError as exc:  # another process migrated it first
+                            if "duplicate column" not in str(exc):
+                                raise
                 self._db.execute("CREATE INDEX IF NOT EXISTS outbox_digest ON outbox(digest)")
                 for msg_id, payload in self._db.execute(
                     "SELECT id, payload FROM outbox WHERE digest IS NULL"
@@ -241,6 +245,15 @@ class Spool:
         with self._lock:
             rows = dict(self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
         return {state: int(rows.get(state, 0)) for state in (QUEUED, SENT, REFUSED)}
+
+    def queued_count(self, exclude: set[int] | frozenset[int] = frozenset()) -> int:
+        """Queued messages, not counting ``exclude`` (ids held back for this session)."""
+        marks = ",".join("?" * len(exclude))
+        sql = "SELECT COUNT(*) FROM outbox WHERE state = 'queued'"
+        if exclude:
+            sql += f" AND id NOT IN ({marks})"
+        with self._lock:
+            return int(self._db.execute(sql, tuple(exclude)).fetchone()[0])
 
     def overflow(self) -> list[tuple[str, str, int]]:
         """(key, run_id, seq) of results that did not fit: they are only in the local results store."""
