@@ -127,16 +127,16 @@ def status(config: ConfigOpt = None) -> None:
     )
     last = stats.get("last_write_ns")
     typer.echo("last write:  " + (f"{(time.time_ns() - last) / 1e9:.1f} s ago" if last else "never"))
-    typer.echo(
-        "backlog:     unknown at the broker (mosquitto does not expose per-session queues); "
-        f"in-process pending at last write: {stats.get('pending', 0)}"
-    )
+    typer.echo(f"backlog:     {stats.get('pending', 0)} in process at the last write; at the broker unknown")
+    typer.echo("             (mosquitto does not expose per-session queues)")
     unknown = stats.get("unknown_fields") or {}
     if unknown:
+        names = ", ".join(sorted(unknown)[:5]) + (", ..." if len(unknown) > 5 else "")
         typer.echo(
-            f"newer agents: {stats.get('documents_with_unknown_fields_total', 0)} documents with fields this "
-            f"collector ignored ({', '.join(sorted(unknown)[:5])}{', ...' if len(unknown) > 5 else ''})"
+            f"newer agents: {stats.get('documents_with_unknown_fields_total', 0)} documents with fields "
+            f"this collector ignored:"
         )
+        typer.echo(f"             {names}")
     devices = stats.get("devices") or {}
     waiting = {k: d for k, d in devices.items() if d.get("unconfirmed") or d.get("refused")}
     typer.echo(
@@ -145,7 +145,7 @@ def status(config: ConfigOpt = None) -> None:
     )
     for key, d in sorted(waiting.items(), key=lambda kv: -(kv[1].get("unconfirmed") or 0))[:20]:
         typer.echo(
-            f"  {key:<40} {d.get('unconfirmed') or 0:>6} unconfirmed {d.get('refused') or 0:>5} refused "
+            f"  {key:<30} {d.get('unconfirmed') or 0:>6} unconfirmed {d.get('refused') or 0:>5} refused "
             f"({d.get('state')})"
         )
     typer.echo(f"state file:  {cfg.state_dir()}")

@@ -95,7 +95,14 @@ class Pending:
 
     def as_deadletter(self, rejection: Rejection, stats: Stats) -> Pending:
         """The same message, now refused: its ``deadletter`` point replaces its own points."""
-        log("deadletter", "warning", reason=rejection.reason, detail=rejection.detail, topic=self.topic[:200])
+        log(
+            "deadletter",
+            "warning",
+            reason=rejection.reason,
+            detail=rejection.detail,
+            topic=self.topic[:200],
+            bytes=len(self.payload),
+        )
         stats.deadletter(rejection.reason)
         now = receive_ns()
         line = deadletter_line(fleet_of(self.topic), rejection.reason, self.topic, len(self.payload), now)
@@ -286,11 +293,7 @@ class Collector:
 
     def _reject(self, mid: int, qos: int, gen: int, topic: str, payload: bytes, rej: Rejection) -> None:
         """Queue a reject: its ``deadletter`` point is written with the next batch, then it is published."""
-        now = receive_ns()
-        log("deadletter", "warning", reason=rej.reason, detail=rej.detail, topic=topic, bytes=len(payload))
-        self.stats.deadletter(rej.reason)
-        line = deadletter_line(fleet_of(topic), rej.reason, topic, len(payload), now)
-        self._queue(Pending(mid, qos, gen, topic, payload, [line], "deadletter", rej, now))
+        self._queue(Pending(mid, qos, gen, topic, payload, []).as_deadletter(rej, self.stats))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         refused = reason_code is not None and getattr(reason_code, "is_failure", False)

@@ -373,7 +373,7 @@ def test_acl_refusal_moves_result_to_refused_with_warning(tmp_path: Path, mosqui
         assert spool.keys() == [result_key(d.run_id, d.seq) for d in foreign]
         assert [m.key for m in spool.refused()] == spool.keys()
         assert all("Not authorized" in (m.reason or "") for m in spool.refused())
-        line = summary_line(pub, remaining)
+        line = summary_line(pub)
     assert len(warnings) == 1 and "Not authorized" in warnings[0] and "ACL" in warnings[0], warnings
     assert "2 results refused (broker refused" in line and "--list-refused" in line, line
     r = run_cli("publish", "--config", str(tmp_path / "agent.toml"), "--list-refused")

@@ -242,7 +242,7 @@ def execute(req: RunRequest) -> None:
     if req.json_out:
         sys.stdout.write(json.dumps([d.model_dump(mode="json") for d in docs], indent=2) + "\n")
         if publish_line:
-            err.print(publish_line, highlight=False, soft_wrap=True, markup=False)
+            err.print(publish_line, highlight=False, markup=False)  # wrapped at words
         return
     out = Console()
     out.print(results_table(docs))
@@ -259,4 +259,4 @@ def execute(req: RunRequest) -> None:
             f"{emulated}) · run {docs[0].run_id} · {where}[/]"
         )
     if publish_line:
-        out.print(publish_line, highlight=False, soft_wrap=True, markup=False)
+        out.print(publish_line, highlight=False, markup=False)  # wrapped at words

@@ -7,7 +7,9 @@ exists to deliver, so it exits non-zero when something remains unsent.
 
 from __future__ import annotations
 
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable
 
 from edgebench.agent.errors import EdgebenchError
@@ -16,17 +18,35 @@ from edgebench.agent.publish.publisher import Publisher
 from edgebench.agent.publish.spool import PutResult, Spool
 
 
+def print_wrapped(text: str, indent: str = "") -> None:
+    """A sentence for a person: wrapped at words to the terminal (never a number or path split)."""
+    width = max(40, shutil.get_terminal_size().columns - 1)
+    print(
+        textwrap.fill(
+            text,
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    )
+
+
 def _stderr_warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def summary_line(pub: Publisher, remaining: int) -> str:
+def summary_line(pub: Publisher) -> str:
     """The one line a user reads after a run: delivered and confirmed, or where the results wait and why."""
     cfg = pub.config
     counts = pub.spool.counts()
     confirm = pub.by_collector
     parts = []
-    if pub.published or not remaining:
+    unreachable = f"broker unreachable ({pub.last_error or 'no connection'})"
+    if not pub.ever_connected and not counts["queued"]:
+        parts.append(unreachable)
+    elif pub.ever_connected and (pub.published or not counts["queued"]):
         done = f"published {pub.published} results to {cfg.broker}"
         if confirm and pub.confirmed:
             done += f", {pub.confirmed} confirmed stored by the collector"
@@ -36,8 +56,10 @@ def summary_line(pub: Publisher, remaining: int) -> str:
             f"{counts['queued']} results kept in the spool ({pub.spool.path}); they are sent on the next run "
             f"or with `edgebench-agent publish`"
         )
-        if not pub.connected:
-            parts.append(f"broker unreachable ({pub.last_error or 'no connection'}): {kept}")
+        if not pub.ever_connected:
+            parts.append(f"{unreachable}: {kept}")
+        elif not pub.connected:
+            parts.append(f"connection to {cfg.broker} lost ({pub.last_error or 'no connection'}): {kept}")
         elif pub.held_reasons:
             parts.append(f"broker {cfg.broker} is busy ({', '.join(pub.held_reasons)}): {kept}")
         else:
@@ -85,8 +107,8 @@ class RunPublishing:
     def finish(self, timeout_s: float) -> str:
         try:
             self.publisher.set_status("online")
-            remaining = self.publisher.flush(timeout_s)
-            return summary_line(self.publisher, remaining)
+            self.publisher.flush(timeout_s)
+            return summary_line(self.publisher)
         finally:
             self.publisher.close()
             self.spool.close()
@@ -98,10 +120,13 @@ def list_refused(spool: Spool) -> int:
     if not rows:
         print(f"no refused results in the spool {spool.path}")
         return 0
-    for msg in rows:
-        print(f"{msg.key}  {len(msg.payload)} bytes  {msg.reason}")
-    print(f"{len(rows)} refused results; `--retry-refused` queues them again, `--drop-refused` deletes them "
-          f"from the spool (they stay in the local results store)")
+    for msg in rows:  # the key and size, then the reason
+        print(f"{msg.key}  {len(msg.payload)} bytes")
+        print_wrapped(msg.reason or "", indent="  ")
+    print_wrapped(
+        f"{len(rows)} refused results; `--retry-refused` queues them again, `--drop-refused` deletes them "
+        f"from the spool (they stay in the local results store)"
+    )
     return 0
 
 
@@ -196,6 +221,6 @@ def publish_command(
                 pub.flush(timeout_s)
         finally:
             pub.close()
-        print(summary_line(pub, spool.counts()["queued"]))
+        print_wrapped(summary_line(pub))
         counts = spool.counts()
         return 0 if not (counts["queued"] or counts["refused"] or spool.overflow()) else 1

@@ -36,7 +36,7 @@ from edgebench.agent.publish.config import TOPIC_PREFIX, PublishConfig, identifi
 from edgebench.agent.publish.receipt import Receipt
 from edgebench.agent.publish.spool import PutResult, Spool, SpooledMessage, payload_digest, result_key
 from edgebench.agent.publish.status import status_payload
-from edgebench.agent.publish.trim import TooLarge, document_digest, fit
+from edgebench.agent.publish.trim import TooLarge, fit
 
 MAX_INFLIGHT = 100
 """Messages published but not yet acknowledged: bounds memory and what paho re-sends after a reconnect."""
@@ -210,10 +210,11 @@ class Publisher:
         The topic uses the document's own fleet/host: the collector checks that they match."""
         topic = self.config.result_topic(doc.fleet, doc.host)
         key = result_key(doc.run_id, doc.seq)
-        origin = document_digest(doc)
+        full = doc.model_dump_json().encode()
+        origin = payload_digest(full)  # the whole measurement's identity, however it is trimmed
         refusal = None
         try:
-            payload, sent = fit(doc, self._payload_limit(topic))
+            payload, sent = fit(doc, self._payload_limit(topic), full)
             if sent.decimated:
                 lists = ", ".join(f"{d.path} {d.total}->{d.kept}" for d in sent.decimated)
                 kept = (
@@ -227,7 +228,7 @@ class Publisher:
                     f"(every summary is from the full lists; {kept})",
                 )
         except TooLarge as exc:
-            payload, refusal = doc.model_dump_json().encode(), f"too large: {exc}"
+            payload, refusal = full, f"too large: {exc}"
         put = self.spool.put(topic, payload, key, force=force, origin=origin)
         if put is PutResult.FULL:
             self.not_spooled.append(key)

@@ -15,7 +15,6 @@ as the same message.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from edgebench.agent.results.schema import Decimation, ResultDocument
@@ -35,16 +34,12 @@ class TooLarge(Exception):
     """Even with every list at its minimum the document does not fit (the message says by how much)."""
 
 
-def document_digest(doc: ResultDocument) -> str:
-    """Identity of the full measurement (the spool uses it to tell a re-queue from a reused key)."""
-    return hashlib.sha256(doc.model_dump_json().encode()).hexdigest()[:32]
-
-
-def fit(doc: ResultDocument, limit_bytes: int) -> tuple[bytes, ResultDocument]:
+def fit(doc: ResultDocument, limit_bytes: int, payload: bytes | None = None) -> tuple[bytes, ResultDocument]:
     """The JSON payload of ``doc`` in at most ``limit_bytes``, and the document it encodes.
 
-    Halves the longest list (doubling its stride) until the payload fits. Raises :class:`TooLarge`."""
-    payload = doc.model_dump_json().encode()
+    ``payload``: ``doc``'s JSON when the caller has it already. Halves the longest list (doubling its
+    stride) until the payload fits. Raises :class:`TooLarge`."""
+    payload = payload if payload is not None else doc.model_dump_json().encode()
     if len(payload) <= limit_bytes:
         return payload, doc
     original = {path: len(_get(doc, path)) for path in _PATHS if _get(doc, path)}

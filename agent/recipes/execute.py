@@ -131,7 +131,7 @@ def run_recipe(
                 measured = measure(req, err)
                 outcome.status, outcome.docs = "done", measured.docs
                 if measured.publish_line:
-                    err.print(measured.publish_line, highlight=False, soft_wrap=True, markup=False)
+                    err.print(measured.publish_line, highlight=False, markup=False)
             except EdgebenchError as exc:
                 outcome.status, outcome.reason = "failed", str(exc)
                 err.print(f"[red]step {step.label} failed:[/] {exc}", soft_wrap=True, highlight=False)
