@@ -1,4 +1,5 @@
-"""Comma-list sweep parsing and grid expansion.
+"""The sweep grid: which sessions (model x runtime x precision x device) load, and which scenario points
+each measures.
 
 ``--batch-size 1,8 --new-tokens 10,100`` becomes the cross product of configurations. Each scenario only
 varies along the axes that mean something for it (forward ignores new_tokens, transcribe ignores
@@ -8,59 +9,16 @@ audio_seconds, …) so a sweep never measures the same thing twice.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import TypeVar
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from edgebench.agent.errors import EdgebenchError
 
-T = TypeVar("T")
-
 SCENARIOS = ("load", "forward", "generate", "transcribe")
-
-
-def parse_list(
-    value: str | None,
-    convert: Callable[[str], T],
-    option: str,
-    check: Callable[[T], str | None] | None = None,
-) -> list[T]:
-    """Parse ``"1,8"`` into ``[1, 8]``; duplicates are dropped, order kept. ``check`` returns an error
-    text for a bad item."""
-    if value is None:
-        return []
-    items: list[T] = []
-    for raw in value.split(","):
-        raw = raw.strip()
-        if not raw:
-            raise EdgebenchError(f"{option}: empty item in '{value}' (use a comma-separated list like 1,8)")
-        try:
-            item = convert(raw)
-        except ValueError:
-            raise EdgebenchError(
-                f"{option}: '{raw}' is not a valid {convert.__name__} (in '{value}')"
-            ) from None
-        problem = check(item) if check else None
-        if problem:
-            raise EdgebenchError(f"{option}: {raw} {problem}")
-        if item not in items:
-            items.append(item)
-    return items
-
-
-def positive(x: float) -> str | None:
-    return None if x > 0 else "must be > 0"
-
-
-def unit_interval(x: float) -> str | None:
-    return None if 0.0 <= x <= 1.0 else "must be between 0 and 1 (0 = attention only, 1 = CTC only)"
-
-
-def one_of(choices: tuple[str, ...]) -> Callable[[str], str | None]:
-    def check(x: str) -> str | None:
-        return None if x in choices else f"is not one of {', '.join(choices)}"
-
-    return check
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -74,27 +32,80 @@ class Point:
     ctc_weight: float | None = None
 
 
-@dataclass
-class Sweep:
-    """The full grid requested on the command line."""
+def _positive(flag: str, values: list[float] | list[int]) -> None:
+    bad = [v for v in values if v <= 0]
+    if bad:
+        raise EdgebenchError(f"{flag}: {bad[0]:g} must be > 0")
+
+
+def distinct(values: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return out
+
+
+class SweepSpec(BaseModel):
+    """The grid: every combination of the session axes, and per session every scenario point."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     models: list[str]
-    runtimes: list[str]
-    precisions: list[str]
-    devices: list[str]
-    scenarios: list[str]
-    batch_sizes: list[int] = field(default_factory=lambda: [1])
-    audio_seconds: list[float] = field(default_factory=list)
+    runtimes: list[str] = ["torch"]
+    precisions: list[str] = ["fp32"]
+    devices: list[str] = ["auto"]
+    scenarios: list[str] = ["forward", "generate", "transcribe"]
+    batch_sizes: list[int] = [1]
+    audio_seconds: list[float] = []
     """Empty: each model's own default (its fixed window if it has one, else 10 s)."""
-    new_tokens: list[int] = field(default_factory=lambda: [32])
-    ctc_weights: list[float] = field(default_factory=list)
+    new_tokens: list[int] = [32]
+    ctc_weights: list[float] = []
+    """Hybrid models only; empty: 0.3."""
+
+    @model_validator(mode="after")
+    def _check(self) -> SweepSpec:
+        for flag, values in (
+            ("--model", self.models),
+            ("--runtime", self.runtimes),
+            ("--precision", self.precisions),
+            ("--device", self.devices),
+            ("--scenario", self.scenarios),
+            ("--batch-size", self.batch_sizes),
+            ("--new-tokens", self.new_tokens),
+        ):
+            if not values:
+                raise EdgebenchError(f"{flag}: give at least one value")
+            if any(isinstance(v, str) and not v.strip() for v in values):
+                raise EdgebenchError(f"{flag}: empty item")
+        for flag, values, allowed in (
+            ("--precision", self.precisions, PRECISIONS),
+            ("--scenario", self.scenarios, SCENARIOS),
+        ):
+            bad = [v for v in values if v not in allowed]
+            if bad:
+                raise EdgebenchError(f"{flag}: {bad[0]} is not one of {', '.join(allowed)}")
+        _positive("--batch-size", self.batch_sizes)
+        _positive("--audio-seconds", self.audio_seconds)
+        _positive("--new-tokens", self.new_tokens)
+        bad_w = [w for w in self.ctc_weights if not 0.0 <= w <= 1.0]
+        if bad_w:
+            raise EdgebenchError(
+                f"--ctc-weight: {bad_w[0]:g} must be between 0 and 1 (0 = attention only, 1 = CTC only)"
+            )
+        for name in type(self).model_fields:  # duplicates would measure the same point twice
+            object.__setattr__(self, name, distinct(getattr(self, name)))
+        return self
 
     def sessions(self) -> Iterator[tuple[str, str, str, str]]:
         """(model, runtime, precision, device): each loads a model once."""
         yield from itertools.product(self.models, self.runtimes, self.precisions, self.devices)
 
     def points(self, hybrid: bool, default_seconds: float = 10.0) -> list[Point]:
-        """Scenario points for one session; ``load`` first because it must see a freshly loaded model."""
+        """Scenario points for one session; ``load`` first because it must see a freshly loaded model.
+        Each scenario varies only along the axes that mean something for it (forward ignores
+        new_tokens, transcribe ignores audio_seconds, …) so a sweep never measures the same thing
+        twice."""
         out: list[Point] = []
         seconds = self.audio_seconds or [default_seconds]
         weights: list[float | None] = list(self.ctc_weights) if hybrid else [None]

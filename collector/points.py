@@ -58,6 +58,7 @@ def inference_tags(doc: ResultDocument, with_absent: bool = False) -> dict[str, 
         "ort_opt_level": c.ort_opt_level,
         "label": c.label,
         "recipe": c.recipe,
+        "campaign": c.campaign,
         "noise_snr_db": fmt_number(c.noise_snr_db) if c.noise_snr_db is not None else None,
         "speed": fmt_number(c.speed) if c.speed is not None else None,
         # Emulated CPUs (qemu): a tag, so that no dashboard query can average them with real devices

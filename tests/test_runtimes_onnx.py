@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from edgebench.agent.errors import EdgebenchError, MissingExtraError
-from edgebench.agent.runtimes import runtime_class
+from edgebench.agent.runtimes import RuntimeOptions, runtime_class
 from edgebench.agent.runtimes.base import SessionOptions
-from edgebench.agent.runtimes.onnx_runtime import OPT_LEVELS, OnnxRuntimeSession, resolve_providers
+from edgebench.agent.runtimes.onnx_options import OPT_LEVELS, OrtOptions
+from edgebench.agent.runtimes.onnx_runtime import OnnxRuntimeSession, resolve_providers
 from edgebench.models.frontend.logmel import LogMelFrontend
 from edgebench.models.registry import load_torch_model, resolve
 from tests.conftest import ROOT, run_cli
@@ -35,8 +36,11 @@ def speech() -> list[np.ndarray]:
     return [u.audio for u in load_dataset("builtin")[:3]]
 
 
-def _session(spec, **options) -> OnnxRuntimeSession:
-    session = OnnxRuntimeSession(spec, SessionOptions(device="cpu", **options), LogMelFrontend(spec.n_mels))
+def _session(spec, ort_opt_level: str = "all", **options) -> OnnxRuntimeSession:
+    own = RuntimeOptions(onnxruntime=OrtOptions(ort_opt_level=ort_opt_level))
+    session = OnnxRuntimeSession(
+        spec, SessionOptions(device="cpu", runtime_options=own, **options), LogMelFrontend(spec.n_mels)
+    )
     session.load()
     return session
 
@@ -90,8 +94,8 @@ def test_provider_resolution() -> None:
 
 
 def test_bad_opt_level_and_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(EdgebenchError, match="--ort-opt-level fastest"):
-        OnnxRuntimeSession(LSTM, SessionOptions(ort_opt_level="fastest"), LogMelFrontend(LSTM.n_mels))
+    with pytest.raises(EdgebenchError, match="--ort-opt-level must be one of disabled, basic"):
+        OrtOptions(ort_opt_level="fastest")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an install without the extra looks like
     with pytest.raises(MissingExtraError, match=r"pip install 'edgebench\[onnx\]'"):
         runtime_class("onnxruntime")(LSTM, SessionOptions(), LogMelFrontend(LSTM.n_mels))

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from edgebench.agent.errors import EdgebenchError
+from edgebench.agent.runtimes import RuntimeOptions
 from edgebench.agent.runtimes.base import SessionOptions
 from edgebench.agent.runtimes.torch_runtime import TorchSession
-from edgebench.agent.runtimes.torch_variants import TracedForward, compile_blocks, repeated_blocks
+from edgebench.agent.runtimes.torch_variants import TorchOptions, TracedForward, compile_blocks, repeated_blocks
 from edgebench.models.frontend.logmel import LogMelFrontend
 from edgebench.models.registry import load_torch_model, resolve
 from tests.conftest import run_cli
@@ -26,7 +27,8 @@ FAST = ["--min-iterations", "2", "--min-duration", "0", "--warmup", "1"]
 
 def _session(name: str, **options) -> TorchSession:
     spec = resolve(name)
-    session = TorchSession(spec, SessionOptions(device="cpu", **options), LogMelFrontend(spec.n_mels, "auto"))
+    own = RuntimeOptions(torch=TorchOptions(**options))
+    session = TorchSession(spec, SessionOptions(device="cpu", runtime_options=own), LogMelFrontend(spec.n_mels))
     session.load()
     return session
 
@@ -122,4 +124,6 @@ def test_session_checks_before_loading() -> None:
     spec = resolve("whisper-tiny.en")
     frontend = LogMelFrontend(spec.n_mels, "auto")
     with pytest.raises(EdgebenchError, match="--amp autocasts fp32 weights"):
-        TorchSession(spec, SessionOptions(device="cpu", precision="int8", amp=True), frontend)
+        TorchSession(spec, SessionOptions(
+                device="cpu", precision="int8", runtime_options=RuntimeOptions(torch=TorchOptions(amp=True))
+            ), frontend)

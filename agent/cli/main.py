@@ -150,9 +150,9 @@ def run(
     With a broker configured, every result is also spooled on disk and streamed over MQTT; an unreachable
     broker never fails the run (results wait in the spool)."""
     options = dict(locals())  # first statement: exactly the options above
-    from edgebench.agent.cli.run_command import RunRequest, execute
+    from edgebench.agent.cli.run_command import execute
 
-    execute(RunRequest(**options))
+    execute(options)
 
 
 @app.command("publish")
@@ -190,6 +190,21 @@ def publish_cmd(
         drop_refused=drop_refused,
     )
     raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="Agent config TOML (default /etc/edgebench/agent.toml if present)."),
+    ] = None,
+) -> None:
+    """Take campaign jobs from the MQTT broker and run them one at a time (the edgebench-agent-serve
+    service). Jobs wait at the broker while the device is off; states are published per job."""
+    from edgebench.agent.daemon.serve import serve as serve_jobs
+    from edgebench.agent.publish.config import load_config
+
+    serve_jobs(load_config(config), config)
 
 
 @app.command()

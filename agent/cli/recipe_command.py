@@ -83,6 +83,8 @@ def run_recipe_command(
 
     from rich.console import Console
 
+    from edgebench.agent.cli.progress import RichProgress
+    from edgebench.agent.publish.config import load_config
     from edgebench.agent.recipes.execute import RecipeOutput, run_recipe
     from edgebench.agent.recipes.spec import load_recipe
     from edgebench.agent.report.plots import figure_class
@@ -92,9 +94,10 @@ def run_recipe_command(
     folder = Path(out or f"edgebench-recipe-{recipe.name}{'-quick' if quick else ''}")
     err = Console(stderr=True)
     started = time.perf_counter()
-    outcomes = run_recipe(
-        recipe, RecipeOutput(store=store, publish=publish, config=config, broker=broker), err
+    output = RecipeOutput(
+        load_config(config, broker), store=store, publish=publish, progress=lambda: RichProgress(err)
     )
+    outcomes = run_recipe(recipe, output, err)
     docs = [d for o in outcomes for d in o.docs]
     return _finish(recipe, docs, outcomes, folder, time.perf_counter() - started)
 

@@ -48,6 +48,22 @@ def _load(ref: str, arg: str | None) -> PowerSource:
     return source_cls(arg) if arg is not None else source_cls()
 
 
+def check_syntax(spec: str) -> None:
+    """A --power-source value is well formed (a known name, or command:/replay: with an argument),
+    checked without touching this machine: a controller checks job specs for devices it is not."""
+    name, sep, arg = spec.strip().partition(":")
+    if name in ("auto", "none") and not sep:
+        return
+    if sep and (name not in WITH_ARGUMENT or not arg):
+        raise EdgebenchError(f"--power-source: '{spec}' is not one of {CHOICES}")
+    if not sep and name in WITH_ARGUMENT:
+        raise EdgebenchError(
+            f"--power-source {name} needs an argument: {name}:{'CMD' if name == 'command' else 'PATH'}"
+        )
+    if not sep and name not in SOURCES:
+        raise EdgebenchError(f"--power-source: '{spec}' is not one of {CHOICES}")
+
+
 def make_source(spec: str) -> PowerSource:
     """The source a (non-auto) spec names, not opened yet. Unknown specs are a one-line error."""
     name, sep, arg = spec.partition(":")

@@ -11,11 +11,16 @@ from __future__ import annotations
 import shlex
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from edgebench.agent.errors import EdgebenchError
 from edgebench.agent.recipes.spec import Recipe, Step, run_defaults
+
+if TYPE_CHECKING:
+    from edgebench.agent.publish.config import PublishConfig
+    from edgebench.agent.runner import Progress
 
 
 @dataclass
@@ -33,11 +38,13 @@ class StepOutcome:
 class RecipeOutput:
     """Where a recipe's results go besides the report (the same switches as ``run``)."""
 
+    agent: PublishConfig
+    """The agent configuration (host, fleet, broker) every step's results carry and go to."""
     store: bool = True
     publish: bool = True
-    config: str | None = None
-    broker: str | None = None
     publish_timeout: float = 15.0
+    progress: Callable[[], AbstractContextManager[Progress]] | None = None
+    """A fresh progress display per step (the CLI's rich bar); None: none."""
 
 
 def available_device_kinds() -> list[str]:
@@ -107,7 +114,8 @@ def run_recipe(
 ) -> list[StepOutcome]:
     """Run every step (``err``: the rich console for progress). KeyboardInterrupt stops the recipe;
     what was measured up to then is already stored."""
-    from edgebench.agent.cli.run_command import RunRequest, measure
+    from edgebench.agent.benchmark import run_benchmark
+    from edgebench.agent.runspec import from_options
 
     available = available_device_kinds()
     outcomes: list[StepOutcome] = []
@@ -119,16 +127,16 @@ def run_recipe(
             err.print(f"[dim]{outcome.command}[/]", soft_wrap=True, highlight=False)
             started = time.perf_counter()
             try:
-                req = RunRequest(
-                    **options,
-                    json_out=False,
-                    store=output.store,
-                    config=output.config,
-                    broker=output.broker,
-                    publish=output.publish,
-                    publish_timeout=output.publish_timeout,
+                spec = from_options(
+                    {
+                        **options,
+                        "store": output.store,
+                        "publish": output.publish,
+                        "publish_timeout": output.publish_timeout,
+                    }
                 )
-                measured = measure(req, err)
+                with output.progress() if output.progress else nullcontext(None) as progress:
+                    measured = run_benchmark(spec, output.agent, progress, warn=_warner(err))
                 outcome.status, outcome.docs = "done", measured.docs
                 if measured.publish_line:
                     err.print(measured.publish_line, highlight=False, markup=False)
@@ -142,3 +150,9 @@ def run_recipe(
         if on_step:
             on_step(i, outcome)
     return outcomes
+
+
+def _warner(err: Any) -> Callable[[str], None]:
+    from rich.markup import escape
+
+    return lambda m: err.print(f"[yellow]warning:[/] {escape(m)}", soft_wrap=True)

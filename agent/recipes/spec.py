@@ -14,9 +14,7 @@ model). ``device = "available"`` expands to every device kind present (seed 004 
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import inspect
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -28,14 +26,14 @@ REPORT_KINDS = ("throughput-cells", "precision-table", "lab-benchmark", "variant
 DEVICE_KINDS = ("cpu", "cuda", "mps")
 STEP_KEYS = ("label", "only_on", "quick")
 # RunRequest fields a recipe may not set: the recipe sets them itself, or `recipe run` has the option.
-_NOT_STEP_OPTIONS = {"label", "recipe", "json_out", "store", "config", "broker", "publish", "publish_timeout"}
+_NOT_STEP_OPTIONS = {"label", "recipe", "campaign", "store", "publish", "publish_timeout"}
 
 
 @dataclass(frozen=True)
 class Step:
     label: str
     options: dict[str, Any]
-    """Complete ``run`` options (every RunRequest field) after layering."""
+    """Complete ``run`` options (every flat RunSpec option, ``agent/runspec.py``) after layering."""
     only_on: tuple[str, ...] = ()
 
 
@@ -85,28 +83,21 @@ def locate(name_or_path: str) -> Path:
 
 
 def run_defaults() -> dict[str, Any]:
-    """Every ``run`` option with the default the command line gives it (read from the command itself, so
-    a recipe step and a typed ``run`` can never disagree on a default)."""
-    from edgebench.agent.cli.main import run
+    """Every ``run`` option with its default (the RunSpec's own, which ``run`` also uses)."""
+    from edgebench.agent.runspec import option_defaults
 
-    defaults = {
-        name: p.default
-        for name, p in inspect.signature(run).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
-    defaults.update(label=None, recipe=None)
-    return defaults
+    return option_defaults()
 
 
 def _run_fields() -> dict[str, str]:
-    """RunRequest field -> its annotation text ('str', 'int | None', …)."""
-    from edgebench.agent.cli.run_command import RunRequest
+    """Run option -> its annotation text as the command line writes it ('str', 'int | None', …)."""
+    from edgebench.agent.runspec import OPTIONS
 
-    return {f.name: str(f.type) for f in dataclasses.fields(RunRequest)}
+    return {name: opt.annotation for name, opt in OPTIONS.items()}
 
 
 def _convert(where: str, key: str, value: Any, kind: str) -> Any:
-    """A TOML value (or a --set string) as the RunRequest field wants it: comma lists for the sweep axes
+    """A TOML value (or a --set string) as the run option wants it: comma lists for the sweep axes
     (``[1, 8]`` -> ``"1,8"``), numbers and booleans checked."""
     optional = kind.endswith("| None")
     base = kind.removesuffix(" | None").strip()
@@ -135,7 +126,7 @@ def _convert(where: str, key: str, value: Any, kind: str) -> Any:
             raise EdgebenchError(
                 f"{where}: '{key}' must be {'an integer' if base == 'int' else 'a number'} (got {value!r})"
             ) from None
-    raise AssertionError(f"unhandled RunRequest field type {kind}")  # a new field type needs a case here
+    raise AssertionError(f"unhandled run option type {kind}")  # a new field type needs a case here
 
 
 def _scalar_text(value: Any) -> str:

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 SUPPORTED_MAJOR = 1
 SUPPORTED_MINOR = int(SCHEMA_VERSION.split(".")[1])
 """Documents of a *newer* minor version (same major) are read with their unknown fields ignored and
@@ -122,6 +122,9 @@ class RunConfig(_Doc):
     recipe: str | None = None
     """The recipe whose step produced the result (``recipe run NAME``), so a fleet's results of one recipe
     can be found again and reported together."""
+    campaign: str | None = None
+    """The fleet campaign (``edgebench-collector campaign start NAME``) whose job produced the result:
+    ``campaign report NAME`` reads a campaign's results back by it (schema 1.5)."""
 
 
 class ModelReport(_Doc):

@@ -8,13 +8,14 @@ transcribe / load) only call these methods, so adding a runtime is one new modul
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
 
     from edgebench.agent.results.schema import ModelReport
+    from edgebench.agent.runtimes import RuntimeOptions
     from edgebench.models.frontend.logmel import LogMelFrontend
     from edgebench.models.spec import ModelSpec
 
@@ -29,14 +30,14 @@ class SessionOptions:
     weights: str | None = None
     seed: int = 0
     beam_size: int = 4
-    ort_opt_level: str = "all"
-    """ONNX Runtime graph optimisation level: disabled, basic, extended or all (other runtimes ignore it)."""
-    torch_mode: str = "eager"
-    """torch only: eager, compile (regional torch.compile) or script (TorchScript trace of forward)."""
-    attn_impl: str | None = None
-    """torch only, Hugging Face models: eager, sdpa or flash (None: the model's default)."""
-    amp: bool = False
-    """torch only: fp16 autocast on CUDA (see agent/runtimes/torch_variants.py)."""
+    runtime_options: RuntimeOptions = field(default_factory=lambda: _default_runtime_options())
+    """Each runtime's own options (torch's mode/attention/AMP, onnxruntime's optimisation level)."""
+
+
+def _default_runtime_options() -> RuntimeOptions:
+    from edgebench.agent.runtimes import RuntimeOptions
+
+    return RuntimeOptions()
 
 
 class RuntimeSession(ABC):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from edgebench.agent.errors import EdgebenchError, require
 from edgebench.agent.results.schema import ModelReport
 from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions
+from edgebench.agent.runtimes.onnx_options import OPT_LEVELS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from edgebench.models.frontend.logmel import LogMelFrontend
     from edgebench.models.spec import ModelSpec
 
-OPT_LEVELS = ("disabled", "basic", "extended", "all")
 PRECISIONS = ("fp32", "fp16", "int8")
 CPU = "CPUExecutionProvider"
 
@@ -110,7 +110,7 @@ class OnnxRuntimeSession(RuntimeSession):
             raise EdgebenchError(
                 f"unknown precision '{options.precision}': use one of {', '.join(PRECISIONS)}"
             )
-        self._opt_level = opt_level(options.ort_opt_level)
+        self._opt_level = opt_level(options.runtime_options.onnxruntime.ort_opt_level)
         self._device, self._providers = resolve_providers(options.device, ort.get_available_providers())
         if options.precision == "fp16" and self._device == "cpu":
             # It runs (tokens verified), but the CPU provider has float16 kernels for few operators and

@@ -76,7 +76,8 @@ class TorchSession(RuntimeSession):
         check_precision(options.precision, self._device)
         from edgebench.agent.runtimes import torch_variants
 
-        torch_variants.check_session(spec, self._device, options.precision, options.attn_impl, options.amp)
+        own = options.runtime_options.torch
+        torch_variants.check_session(spec, self._device, options.precision, own.attn_impl, own.amp)
         self._traced: torch_variants.TracedForward | None = None
         if options.threads:
             self._torch.set_num_threads(options.threads)
@@ -121,7 +122,7 @@ class TorchSession(RuntimeSession):
         """--attn-impl, --torch-mode (agent/runtimes/torch_variants.py); --amp acts per call."""
         from edgebench.agent.runtimes import torch_variants
 
-        opts = self.options
+        opts = self.options.runtime_options.torch
         if opts.attn_impl is not None:
             torch_variants.set_attention(model, opts.attn_impl)
         if opts.torch_mode == "compile":
@@ -136,7 +137,7 @@ class TorchSession(RuntimeSession):
     def _autocast(self):  # type: ignore[no-untyped-def]
         from edgebench.agent.runtimes.torch_variants import autocast
 
-        return autocast(self._device, self.options.amp)
+        return autocast(self._device, self.options.runtime_options.torch.amp)
 
     def _require_model(self) -> TorchAsrModel:
         if self.model is None:

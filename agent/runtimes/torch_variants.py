@@ -22,6 +22,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, model_validator
+
 from edgebench.agent.errors import EdgebenchError
 
 if TYPE_CHECKING:
@@ -38,27 +40,58 @@ SCRIPT_SCENARIOS = ("load", "forward")
 HF_FAMILIES = ("whisper", "causal-lm")
 
 
-def check_cli(torch_mode: str, attn_impl: str | None, amp: bool, runtimes: list[str], scenarios: list[str]):  # type: ignore[no-untyped-def]
-    """Option-level checks (before anything is resolved or loaded)."""
-    if torch_mode not in TORCH_MODES:
-        raise EdgebenchError(f"--torch-mode must be one of {', '.join(TORCH_MODES)} (got '{torch_mode}')")
-    if attn_impl is not None and attn_impl not in ATTN_IMPLS:
-        raise EdgebenchError(f"--attn-impl must be one of {', '.join(ATTN_IMPLS)} (got '{attn_impl}')")
-    chosen = [
-        flag
-        for flag, on in (("--torch-mode", torch_mode != "eager"), ("--attn-impl", attn_impl), ("--amp", amp))
-        if on
-    ]
-    others = [r for r in runtimes if r != "torch"]
-    if chosen and others:
-        raise EdgebenchError(f"{', '.join(chosen)} apply to the torch runtime only, not {', '.join(others)}")
-    if torch_mode == "script":
-        bad = [s for s in scenarios if s not in SCRIPT_SCENARIOS]
-        if bad:
+class TorchOptions(BaseModel):
+    """The torch runtime's own options (a RunSpec's ``runtime_options.torch``), checked on construction."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    torch_mode: str = "eager"
+    """eager, compile (regional torch.compile) or script (TorchScript trace of forward)."""
+    attn_impl: str | None = None
+    """Hugging Face models: eager, sdpa or flash (None: the model's default)."""
+    amp: bool = False
+    """fp16 autocast on CUDA."""
+
+    @model_validator(mode="after")
+    def _known(self) -> TorchOptions:
+        if self.torch_mode not in TORCH_MODES:
             raise EdgebenchError(
-                f"--torch-mode script traces the forward pass only; {', '.join(bad)} decode token by "
-                "token with a growing KV cache, which does not trace: use --scenario load,forward"
+                f"--torch-mode must be one of {', '.join(TORCH_MODES)} (got '{self.torch_mode}')"
             )
+        if self.attn_impl is not None and self.attn_impl not in ATTN_IMPLS:
+            raise EdgebenchError(
+                f"--attn-impl must be one of {', '.join(ATTN_IMPLS)} (got '{self.attn_impl}')"
+            )
+        return self
+
+    @property
+    def chosen(self) -> list[str]:
+        """The flags set away from their defaults (they make sense on torch only)."""
+        pairs = (
+            ("--torch-mode", self.torch_mode != "eager"),
+            ("--attn-impl", self.attn_impl),
+            ("--amp", self.amp),
+        )
+        return [flag for flag, on in pairs if on]
+
+    def check(self, runtimes: list[str], scenarios: list[str]) -> None:
+        """Sweep-level checks: torch options with other runtimes, script with token-by-token scenarios."""
+        others = [r for r in runtimes if r != "torch"]
+        if self.chosen and others:
+            raise EdgebenchError(
+                f"{', '.join(self.chosen)} apply to the torch runtime only, not {', '.join(others)}"
+            )
+        if self.torch_mode == "script":
+            bad = [s for s in scenarios if s not in SCRIPT_SCENARIOS]
+            if bad:
+                raise EdgebenchError(
+                    f"--torch-mode script traces the forward pass only; {', '.join(bad)} decode token by "
+                    "token with a growing KV cache, which does not trace: use --scenario load,forward"
+                )
+
+    def result_config(self) -> dict[str, object]:
+        """What every torch result records of these options (RunConfig fields)."""
+        return self.model_dump()
 
 
 def check_session(spec: ModelSpec, device: str, precision: str, attn_impl: str | None, amp: bool) -> None:
