@@ -264,12 +264,15 @@ def _check_family(spec, sweep: SweepSpec) -> None:  # type: ignore[no-untyped-de
             raise EdgebenchError(f"{spec.name} (an hf: language model) runs on --runtime torch only")
 
 
-def validation_line(exc: ValidationError) -> str:
-    """The first error of a pydantic ValidationError as ``where: what``."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "spec"
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    return f"{where}: {msg}" + (f" ({exc.error_count() - 1} more)" if exc.error_count() > 1 else "")
+def validation_line(exc: ValidationError, shown: int = 3) -> str:
+    """The errors of a pydantic ValidationError as ``where: what; where: what`` on one line (a typo
+    in a key is two errors: the unknown key and the missing one; both help)."""
+    parts = []
+    for err in exc.errors()[:shown]:
+        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        parts.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
+    more = exc.error_count() - shown
+    return "; ".join(parts) + (f" ({more} more)" if more > 0 else "")
 
 
 # --- the flat vocabulary of `run`, recipes and --set ----------------------------------------------------

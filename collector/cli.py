@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from edgebench.agent.errors import run_cli
+from edgebench.collector.campaign.cli import app as campaign_app
 from edgebench.collector.grafana.cli import app as grafana_app
 
 PROG = "edgebench-collector"
@@ -25,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(grafana_app, name="grafana")
+app.add_typer(campaign_app, name="campaign")
 
 ConfigOpt = Annotated[
     Path | None,

@@ -18,6 +18,7 @@ from edgebench.agent.errors import EdgebenchError
 
 DEFAULT_TOPIC = "edgebench/v1/+/+/result"
 DEFAULT_STATUS_TOPIC = "edgebench/v1/+/+/status"
+DEFAULT_JOBS_TOPIC = "edgebench/v1/+/+/jobs/#"
 
 
 class _Section(BaseModel):
@@ -44,6 +45,8 @@ class MqttConfig(_Section):
     topic: str = DEFAULT_TOPIC
     status_topic: str = DEFAULT_STATUS_TOPIC
     """Agent status messages (-> ``agent_status`` points); "" turns this off."""
+    jobs_topic: str = DEFAULT_JOBS_TOPIC
+    """Campaign job states from the agent daemons (-> ``campaign_job`` points); "" turns this off."""
     max_inflight: int = 1000
     """Receive maximum: unacked messages the broker may have outstanding to us (back-pressure)."""
     keepalive_s: int = 30
@@ -64,6 +67,12 @@ class MqttConfig(_Section):
         if not self.status_topic:
             return None
         return f"$share/{self.shared_group}/{self.status_topic}" if self.shared_group else self.status_topic
+
+    @property
+    def jobs_subscription(self) -> str | None:
+        if not self.jobs_topic:
+            return None
+        return f"$share/{self.shared_group}/{self.jobs_topic}" if self.shared_group else self.jobs_topic
 
     def resolved_password(self) -> str | None:
         if self.password is not None:
@@ -124,8 +133,32 @@ class LimitsConfig(_Section):
     """Results remembered (fleet, host, run id, sequence number) to detect a reused id with other content."""
 
 
+class ControllerConfig(_Section):
+    """The identity ``campaign start``/``cancel`` publish jobs with: the broker lets only this user write
+    job topics (``deploy/mosquitto/make_acl.py``). Broker address and TLS come from [mqtt]."""
+
+    username: str | None = None
+    """None: the [mqtt] identity (which the ACL does not let publish jobs)."""
+    password: str | None = Field(default=None, repr=False)
+    password_file: Path | None = None
+    client_id: str = "edgebench-controller"
+
+    def resolved_password(self) -> str | None:
+        if self.password is not None:
+            return self.password
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().strip()
+            except OSError as exc:
+                raise EdgebenchError(
+                    f"cannot read controller.password_file {self.password_file}: {exc}"
+                ) from exc
+        return None
+
+
 class CollectorConfig(_Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    controller: ControllerConfig = Field(default_factory=ControllerConfig)
     influx: InfluxConfig = Field(default_factory=InfluxConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     data_dir: Path | None = None
@@ -144,7 +177,12 @@ ENV_PREFIX = "EDGEBENCH_COLLECTOR_"
 
 
 def _apply_env(raw: dict, environ: dict[str, str]) -> dict:
-    sections = {"mqtt": MqttConfig, "influx": InfluxConfig, "limits": LimitsConfig}
+    sections = {
+        "mqtt": MqttConfig,
+        "influx": InfluxConfig,
+        "limits": LimitsConfig,
+        "controller": ControllerConfig,
+    }
     for section, model in sections.items():
         for key in model.model_fields:
             value = environ.get(f"{ENV_PREFIX}{section}_{key}".upper())

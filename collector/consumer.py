@@ -46,7 +46,7 @@ from edgebench.agent.publish.receipt import receipt_topic
 from edgebench.agent.publish.spool import payload_digest
 from edgebench.agent.results.schema import ResultDocument
 from edgebench.collector.config import CollectorConfig, apply_auth
-from edgebench.collector.fleet_points import agent_status_line, deadletter_line, receive_ns
+from edgebench.collector.fleet_points import agent_status_line, deadletter_line, job_state_line, receive_ns
 from edgebench.collector.logs import log
 from edgebench.collector.points import document_footprint, document_to_lines
 from edgebench.collector.sinks.base import Sink, SinkError, SinkRejected, SinkUnavailable
@@ -54,9 +54,11 @@ from edgebench.collector.stats import Stats
 from edgebench.collector.validate import (
     Rejection,
     fleet_of,
+    is_job_state_topic,
     is_status_topic,
     parse_topic,
     validate,
+    validate_job_state,
     validate_status,
 )
 
@@ -107,7 +109,15 @@ class Pending:
         now = receive_ns()
         line = deadletter_line(fleet_of(self.topic), rejection.reason, self.topic, len(self.payload), now)
         return Pending(
-            self.mid, self.qos, self.gen, self.topic, self.payload, [line], "deadletter", rejection, now,
+            self.mid,
+            self.qos,
+            self.gen,
+            self.topic,
+            self.payload,
+            [line],
+            "deadletter",
+            rejection,
+            now,
             cost=self.cost,
         )
 
@@ -212,6 +222,8 @@ class Collector:
         subs = [(m.subscription, SubscribeOptions(qos=1))]
         if m.status_subscription:
             subs.append((m.status_subscription, SubscribeOptions(qos=1, retainHandling=1)))
+        if m.jobs_subscription:
+            subs.append((m.jobs_subscription, SubscribeOptions(qos=1, retainHandling=1)))
         return subs
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # type: ignore[no-untyped-def]
@@ -229,6 +241,14 @@ class Collector:
         mid, qos, gen, topic, payload = msg.mid, msg.qos, self._gen, msg.topic, msg.payload
         try:
             if not self._admit(mid, qos, len(payload)):
+                return
+            if is_job_state_topic(topic):
+                state = validate_job_state(topic, payload, self.cfg.limits.max_payload_bytes)
+                if isinstance(state, Rejection):
+                    self._reject(mid, qos, gen, topic, payload, state)
+                    return
+                lines = [job_state_line(state, receive_ns())] if state is not None else []
+                self._queue(Pending(mid, qos, gen, topic, payload, lines, "status"))
                 return
             if is_status_topic(topic):
                 status = validate_status(topic, payload, self.cfg.limits.max_payload_bytes)

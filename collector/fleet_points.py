@@ -23,6 +23,7 @@ from edgebench.agent.publish.status import StatusPayload
 from edgebench.collector.points import format_fields, format_line, format_tags
 
 AGENT_STATUS = "agent_status"
+CAMPAIGN_JOB = "campaign_job"
 DEADLETTER = "deadletter"
 TOPIC_FIELD_LIMIT = 256
 """The ``topic`` field of a dead letter is cut here: a hostile topic may be 64 KiB."""
@@ -38,6 +39,32 @@ def receive_ns() -> int:
         now = time.time_ns()
         _last_ns = now if now > _last_ns else _last_ns + 1
         return _last_ns
+
+
+def job_state_line(state, received_ns: int) -> str:  # type: ignore[no-untyped-def]
+    """One ``campaign_job`` point per job state message: tags fleet, host, device_class, campaign; fields
+    job_id, state, progress, run_id, results, reason. Stamped with the state's own time, so a retained
+    state received again overwrites its point."""
+    tags = format_tags(
+        {
+            "fleet": state.fleet,
+            "host": state.host,
+            "device_class": state.device_class,
+            "campaign": state.campaign,
+        }
+    )
+    fields = format_fields(
+        {
+            "job_id": state.job_id,
+            "state": state.state,
+            "progress": float(state.progress) if state.progress is not None else None,
+            "run_id": state.run_id,
+            "results": state.results,
+            "reason": state.reason,
+            "detail": state.detail,
+        }
+    )
+    return format_line(CAMPAIGN_JOB, tags, fields, state.ts_ns or received_ns)
 
 
 def agent_status_line(status: StatusPayload, received_ns: int) -> str:

@@ -28,6 +28,13 @@ MAX_CREATED_NS = 2**62
 # Segments of a result topic: no wildcards, no empty parts, no slashes.
 _TOPIC = re.compile(r"^edgebench/v1/([^/+#]+)/([^/+#]+)/result$")
 _STATUS_TOPIC = re.compile(r"^edgebench/v1/([^/+#]+)/([^/+#]+)/status$")
+_JOB_STATE_TOPIC = re.compile(r"^edgebench/v1/([^/+#]+)/([^/+#]+)/jobs/([^/+#]+)/([^/+#]+)$")
+
+
+def is_job_state_topic(topic: str) -> bool:
+    """A campaign job's state (``agent/daemon/jobs.py``): checked before :func:`is_status_topic`, since
+    a job id may itself be 'status'."""
+    return _JOB_STATE_TOPIC.match(topic) is not None
 
 
 @dataclass(frozen=True)
@@ -248,3 +255,27 @@ def _validate_status(topic: str, payload: bytes, max_payload_bytes: int) -> Stat
         detail = f"payload fleet/host {status.fleet!r}/{status.host!r} differ from topic's {fleet!r}/{host!r}"
         return Rejection("topic_mismatch", detail[:300])
     return status
+
+
+def validate_job_state(topic: str, payload: bytes, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD):  # type: ignore[no-untyped-def]
+    """A daemon's job state (:class:`~edgebench.agent.daemon.jobs.JobState`), its fleet, host, campaign
+    and job id matching the topic; None for an emptied retained message. Never raises."""
+    from edgebench.agent.daemon.jobs import JobState
+
+    try:
+        if len(payload) > max_payload_bytes:
+            return Rejection("too_large", f"payload is {len(payload)} bytes, limit {max_payload_bytes}")
+        m = _JOB_STATE_TOPIC.match(topic)
+        if m is None:
+            return Rejection("bad_topic", f"topic {topic[:200]!r} is not a job state topic")
+        if not payload:
+            return None
+        try:
+            state = JobState.model_validate_json(payload)
+        except ValidationError as exc:
+            return Rejection("invalid_job_state", _summarise(exc)[:500])
+        if (state.fleet, state.host, state.campaign, state.job_id) != m.groups():
+            return Rejection("topic_mismatch", "payload fleet/host/campaign/job id differ from the topic's")
+        return state
+    except Exception as exc:
+        return Rejection("internal", f"{type(exc).__name__}: {exc}"[:300])

@@ -82,8 +82,26 @@ def test_acl_pins_fleet_and_host_per_user() -> None:
             "topic write edgebench/v1/+/deadletter",
             "topic write edgebench/v1/+/+/receipt",
         ],
-        ["user h1", "topic write edgebench/v1/fa/h1/#", "topic read edgebench/v1/fa/h1/receipt"],
-        ["user h2", "topic write edgebench/v1/fb/h2/#", "topic read edgebench/v1/fb/h2/receipt"],
+        [
+            "user controller",
+            "topic read edgebench/v1/#",
+            "topic write edgebench/v1/+/+/job",
+            "topic write edgebench/v1/+/job",
+            "topic write edgebench/v1/+/_campaign/+",
+        ],
+        *(
+            [
+                f"user {h}",
+                f"topic write edgebench/v1/{f}/{h}/result",
+                f"topic write edgebench/v1/{f}/{h}/status",
+                f"topic write edgebench/v1/{f}/{h}/power",
+                f"topic write edgebench/v1/{f}/{h}/jobs/#",
+                f"topic read edgebench/v1/{f}/{h}/receipt",
+                f"topic read edgebench/v1/{f}/{h}/job",
+                f"topic read edgebench/v1/{f}/job",
+            ]
+            for f, h in (("fa", "h1"), ("fb", "h2"))
+        ),
     ]
     assert "%u" not in acl and "pattern" not in acl
 
@@ -97,6 +115,7 @@ def test_acl_pins_fleet_and_host_per_user() -> None:
         [("fa", "#")],
         [("fa", "h 1")],
         [("fa", "collector")],
+        [("fa", "controller")],
     ],
 )
 def test_acl_refuses_ambiguous_or_widening_names(devices: list[tuple[str, str]]) -> None:

@@ -90,10 +90,30 @@ class SpoolSection(_Section):
     """A result the broker acknowledged but the collector has not confirmed is sent again after this."""
 
 
+class DaemonSection(_Section):
+    """``edgebench-agent serve``: what a job may ask of this device (``agent/daemon/``)."""
+
+    dataset_dirs: list[str] = []
+    """Folders a job's dataset (and noise recording) may come from; 'builtin' is always allowed."""
+    max_job_seconds: float = 3600.0
+    """A job whose worst case (configurations x max-duration) exceeds this is refused; a job still
+    running after it is stopped and reported failed."""
+    max_job_bytes: int = 64 * 1024
+    """Larger job messages are refused unread."""
+    queue_path: str | None = None
+    """Default: the data directory's ``jobs.sqlite``."""
+    max_queued: int = 100
+
+
 class _File(_Section):
     agent: AgentSection = AgentSection()
     mqtt: MqttSection = MqttSection()
     spool: SpoolSection = SpoolSection()
+    daemon: DaemonSection = DaemonSection()
+    serving_class: str | None = None
+    """Set by the daemon's job worker (not a file key): the daemon owns this device's liveness, so the
+    worker's publisher sets no Last Will, leaves the status online when it closes, and its status
+    messages say the device takes jobs (``jobs``) and its class (what ``campaign start`` selects on)."""
 
 
 class PublishConfig(BaseModel):
@@ -119,6 +139,7 @@ class PublishConfig(BaseModel):
     resend_after_s: float
     source: str | None
     """The TOML file read, if any (for messages)."""
+    daemon: DaemonSection = DaemonSection()
 
     @property
     def enabled(self) -> bool:
@@ -274,4 +295,5 @@ def load_config(
         confirm=s.confirm,
         resend_after_s=s.resend_after_s,
         source=str(path) if path else None,
+        daemon=parsed.daemon,
     )

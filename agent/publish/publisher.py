@@ -158,9 +158,10 @@ class Publisher:
         client.connect_timeout = 5.0
         client.reconnect_delay_set(min_delay=1, max_delay=4)
         client.max_inflight_messages_set(self.max_inflight)
-        client.will_set(
-            cfg.status_topic(), self._status_payload("offline", "connection lost", stamped=False), 1, True
-        )
+        if cfg.serving_class is None:  # under the daemon, the daemon's own connection carries the Will
+            client.will_set(
+                cfg.status_topic(), self._status_payload("offline", "connection lost", stamped=False), 1, True
+            )
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls:
@@ -190,8 +191,12 @@ class Publisher:
         self._closing = True
         self._apply_events()
         if self.connected:
+            state = "offline" if self.config.serving_class is None else "online"  # the daemon lives on
             info = self.client.publish(
-                self.config.status_topic(), self._status_payload("offline", "agent stopped"), 1, True
+                self.config.status_topic(),
+                self._status_payload(state, "agent stopped" if state == "offline" else None),
+                1,
+                True,
             )
             with contextlib.suppress(RuntimeError, ValueError):  # not connected any more: Last Will
                 info.wait_for_publish(timeout_s)
@@ -358,6 +363,8 @@ class Publisher:
             stamped=stamped,
             unconfirmed=counts["queued"] + counts["sent"] if counts else None,
             refused=counts["refused"] if counts else None,
+            device_class=self.config.serving_class,
+            jobs=True if self.config.serving_class is not None else None,
         )
 
     @property

@@ -40,6 +40,11 @@ class StatusPayload(BaseModel):
     """Results in the device's spool not yet confirmed stored by the collector (queued or sent)."""
     refused: int | None = Field(default=None, ge=0)
     """Results refused for good (``edgebench-agent publish --list-refused`` on the device)."""
+    device_class: str | None = None
+    """rpi | jetson | x86 | other: what ``campaign start --device-class`` selects on."""
+    jobs: bool | None = None
+    """True when ``edgebench-agent serve`` runs here: the device takes campaign jobs (it keeps a
+    persistent session, so jobs sent while it is offline wait for it at the broker)."""
 
     @property
     def online(self) -> bool:
@@ -57,6 +62,8 @@ def status_payload(
     stamped: bool = True,
     unconfirmed: int | None = None,
     refused: int | None = None,
+    device_class: str | None = None,
+    jobs: bool | None = None,
 ) -> bytes:
     """Serialise a status message (``run_id`` only while running; absent keys are left out).
 
@@ -71,5 +78,7 @@ def status_payload(
         reason=reason,
         unconfirmed=unconfirmed,
         refused=refused,
+        device_class=device_class,
+        jobs=jobs,
     )
     return body.model_dump_json(exclude_none=True).encode()

@@ -1,0 +1,1 @@
+"""Fleet campaigns, the controller side: start, status, cancel, report (``edgebench-collector campaign``)."""
