@@ -80,7 +80,12 @@ if TYPE_CHECKING:
 
 # Broker users: the collector and two devices of fleet "lab". Device username = host name (make_acl.py).
 MQTT_FLEET = "lab"
-MQTT_USERS = {"collector": "collector-pw", "host1": "host1-pw", "host2": "host2-pw"}
+MQTT_USERS = {
+    "collector": "collector-pw",
+    "controller": "controller-pw",
+    "host1": "host1-pw",
+    "host2": "host2-pw",
+}
 MQTT_DEVICES = [(MQTT_FLEET, "host1"), (MQTT_FLEET, "host2")]
 
 _S = TypeVar("_S", bound="_Process")

@@ -16,7 +16,12 @@ from edgebench.agent.errors import EdgebenchError
 from edgebench.agent.runtimes import RuntimeOptions
 from edgebench.agent.runtimes.base import SessionOptions
 from edgebench.agent.runtimes.torch_runtime import TorchSession
-from edgebench.agent.runtimes.torch_variants import TorchOptions, TracedForward, compile_blocks, repeated_blocks
+from edgebench.agent.runtimes.torch_variants import (
+    TorchOptions,
+    TracedForward,
+    compile_blocks,
+    repeated_blocks,
+)
 from edgebench.models.frontend.logmel import LogMelFrontend
 from edgebench.models.registry import load_torch_model, resolve
 from tests.conftest import run_cli
@@ -28,7 +33,8 @@ FAST = ["--min-iterations", "2", "--min-duration", "0", "--warmup", "1"]
 def _session(name: str, **options) -> TorchSession:
     spec = resolve(name)
     own = RuntimeOptions(torch=TorchOptions(**options))
-    session = TorchSession(spec, SessionOptions(device="cpu", runtime_options=own), LogMelFrontend(spec.n_mels))
+    options_ = SessionOptions(device="cpu", runtime_options=own)
+    session = TorchSession(spec, options_, LogMelFrontend(spec.n_mels))
     session.load()
     return session
 

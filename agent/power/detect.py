@@ -56,7 +56,7 @@ def check_syntax(spec: str) -> None:
         return
     if sep and (name not in WITH_ARGUMENT or not arg):
         raise EdgebenchError(f"--power-source: '{spec}' is not one of {CHOICES}")
-    if not sep and name in WITH_ARGUMENT:
+    if not sep and name in ("command", "replay"):
         raise EdgebenchError(
             f"--power-source {name} needs an argument: {name}:{'CMD' if name == 'command' else 'PATH'}"
         )

@@ -110,10 +110,6 @@ class _File(_Section):
     mqtt: MqttSection = MqttSection()
     spool: SpoolSection = SpoolSection()
     daemon: DaemonSection = DaemonSection()
-    serving_class: str | None = None
-    """Set by the daemon's job worker (not a file key): the daemon owns this device's liveness, so the
-    worker's publisher sets no Last Will, leaves the status online when it closes, and its status
-    messages say the device takes jobs (``jobs``) and its class (what ``campaign start`` selects on)."""
 
 
 class PublishConfig(BaseModel):
@@ -140,6 +136,10 @@ class PublishConfig(BaseModel):
     source: str | None
     """The TOML file read, if any (for messages)."""
     daemon: DaemonSection = DaemonSection()
+    serving_class: str | None = None
+    """Set by the daemon's job worker (not a file key): the daemon owns this device's liveness, so the
+    worker's publisher sets no Last Will, leaves the status online when it closes, and its status
+    messages say the device takes jobs (``jobs``) and its class (what ``campaign start`` selects on)."""
 
     @property
     def enabled(self) -> bool:

@@ -1,4 +1,4 @@
-"""The six edgebench dashboards, as code (schema: docs/influxdb-schema.md; guide: docs/dashboards.md).
+"""The seven edgebench dashboards, as code (schema: docs/influxdb-schema.md; guide: docs/dashboards.md).
 
 ``build_all()`` returns them as dicts; ``edgebench-collector grafana build`` writes them to
 ``deploy/grafana/dashboards/*.json`` (committed, so reviews see both the code and the JSON diff), and
@@ -670,6 +670,123 @@ def fleet_health() -> dict[str, Any]:
     )
 
 
+# ------------------------------------------------------------------------------------------ campaigns
+def campaigns() -> dict[str, Any]:
+    """One fleet campaign (``edgebench-collector campaign …``): each device's job, the fleet comparison
+    of its results, and the regression check against its baseline (written by ``campaign report``)."""
+    variables = [
+        tag_variable("campaign", "Campaign", "campaign_job", multi=False),
+        tag_variable("device_class", "Device class", "campaign_job", depends_on=("campaign",)),
+    ]
+    jobs = "campaign_job"
+    # job states ignore the time range: a campaign's state is its latest, however old
+    latest_job = (
+        f'SELECT last("progress") AS "progress", last("state") AS "state" FROM "{jobs}" '
+        f"{where('campaign', 'device_class', time=False)} {group_by('host')}"
+    )
+    latest_state = (
+        f'SELECT last("state") AS "state" FROM "{jobs}" '
+        f"{where('campaign', 'device_class', time=False)} {group_by('host')}"
+    )
+    panels = [
+        stat(
+            "Devices with a job",
+            f'SELECT count("state") AS "devices" FROM ({latest_state})',
+            description="Devices that answered a job of this campaign (its state is below).",
+        ),
+        stat(
+            "Devices done",
+            f'SELECT count("state") AS "done" FROM ({latest_state}) WHERE "state" = \'done\'',
+            description="Devices whose latest job of this campaign finished.",
+        ),
+        table(
+            "Per-device progress",
+            [target(latest_job)],
+            hide_time=False,
+            w=12,
+            h=8,
+            sort_by="progress",
+            description=(
+                "Each device's latest job: its state and progress (0-1). Devices sent a job that never "
+                "answered do not appear here: `edgebench-collector campaign status NAME` lists them."
+            ),
+        ),
+        table(
+            "Jobs that did not finish",
+            [
+                target(
+                    f'SELECT "state", "reason", "job_id" FROM "{jobs}" '
+                    f"{where('campaign', 'device_class', time=False)} "
+                    'AND "state" =~ /^(failed|refused|interrupted|cancelled)$/ '
+                    f"{group_by('host')} ORDER BY time DESC LIMIT 100"
+                )
+            ],
+            hide_time=False,
+            w=12,
+            h=8,
+            description="Refused, failed, interrupted or cancelled jobs, with the reason the device gave.",
+        ),
+        row("Fleet comparison"),
+        table(
+            "Results by device and configuration",
+            [
+                target(
+                    f"SELECT {_last('latency_p50_s AS p50_s', 'latency_p90_s AS p90_s', 'rtf')}, "
+                    f"{_last('tokens_per_s', 'wer', 'energy_joules_per_iteration AS joules_per_iteration')}, "
+                    f"{_last('peak_rss_bytes')} "
+                    f'FROM "inference" {where("campaign", "device_class", time=False)} '
+                    f"{group_by('device_class', *CONFIG[:-1], 'scenario', 'emulated')}"
+                )
+            ],
+            w=24,
+            h=10,
+            sort_by="p50_s",
+            description=(
+                "Every configuration each device measured in the campaign (latest result). Rows with "
+                "emulated=true were measured under qemu: not a real device's speed."
+            ),
+        ),
+        bar_gauge(
+            "Latency p50 per device",
+            'SELECT last("latency_p50_s") AS "p50" FROM "inference" '
+            f"{where('campaign', 'device_class', time=False)} "
+            f"{group_by('host', 'model', 'runtime', 'precision', 'scenario')}",
+            "p50",
+            unit="s",
+            description="Median latency of every configuration, per device.",
+        ),
+        row("Regressions against the baseline"),
+        table(
+            "Regression check",
+            [
+                target(
+                    'SELECT last("verdict") AS "verdict", last("ratio") AS "ratio", '
+                    'last("p_adjusted") AS "p_adjusted", last("config") AS "configuration" '
+                    f'FROM "campaign_regression" {where("campaign", time=False)} '
+                    f"{group_by('baseline', 'host')}"
+                )
+            ],
+            w=24,
+            h=8,
+            sort_by="ratio",
+            description=(
+                "Written by `campaign report NAME --baseline OTHER`: Mann-Whitney U on per-iteration "
+                "latencies, Holm-corrected, flagged when the median moved by at least the minimum effect. "
+                "ratio = this campaign's median / the baseline's."
+            ),
+        ),
+    ]
+    return dashboard(
+        "edgebench-campaigns",
+        "edgebench · Campaigns",
+        "One fleet campaign: per-device job progress, the fleet comparison, regressions against a baseline.",
+        variables,
+        panels,
+        time_from="now-7d",
+        refresh="30s",
+    )
+
+
 def build_all() -> dict[str, dict[str, Any]]:
     """File stem -> dashboard JSON model, in menu order."""
     return {
@@ -679,6 +796,7 @@ def build_all() -> dict[str, dict[str, Any]]:
         "run-detail": run_detail(),
         "accuracy-vs-cost": accuracy_vs_cost(),
         "fleet-health": fleet_health(),
+        "campaigns": campaigns(),
     }
 
 
