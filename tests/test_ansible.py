@@ -55,6 +55,7 @@ needs_ansible = needs(ANSIBLE_PLAYBOOK.exists(), "ansible-core is not installed 
 FLEET = "lab"
 PASSWORDS = {
     "collector": "collector-Secret-4f1c",
+    "controller": "controller-Secret-61d2",
     "edge-local": "edge-local-Secret-93ab",
     "edge-01": "edge-01-Secret-7d20",
     "edge-pi5": "edge-pi5-Secret-2b6e",  # the emulated Raspberry Pi 5 (tests/test_emulated_pi.py)
@@ -182,6 +183,11 @@ def test_unit_files_have_the_install_paths_the_roles_use() -> None:
     assert "LoadCredential=mqtt-password:/etc/edgebench/collector-mqtt-password" in collector
     timer = (ROOT / "deploy" / "systemd" / "edgebench-agent.timer").read_text()
     assert "Unit=edgebench-agent.service" in timer and "WantedBy=timers.target" in timer
+    serve = (ROOT / "deploy" / "systemd" / "edgebench-agent-serve.service").read_text()
+    assert (
+        "ExecStart=/opt/edgebench/venv/bin/edgebench-agent serve --config /etc/edgebench/agent.toml" in serve
+    )
+    assert "KillMode=mixed" in serve  # the daemon stops its job's worker itself (reported interrupted)
 
 
 @needs_ansible
@@ -274,6 +280,10 @@ def test_local_deploy_into_prefix(  # several minutes: two full playbook runs
     assert Path(cfg.ca_file or "").read_bytes() == (controller / "pki" / "ca.crt").read_bytes()
     assert (etc / "mqtt-password").stat().st_mode & 0o777 == 0o600
     assert PASSWORDS["edge-local"] not in (etc / "agent.toml").read_text()
+    assert (
+        cfg.daemon.max_job_seconds == 3600
+        and cfg.daemon.queue_path == f"{prefix}/var/lib/edgebench/jobs.sqlite"
+    )
     env_file = (etc / "agent.env").read_text()
     assert 'EDGEBENCH_POWER_SOURCE="rapl"' in env_file  # group_vars/x86.yml
     agent_bin = prefix / "opt" / "edgebench" / "venv" / "bin" / "edgebench-agent"
@@ -289,13 +299,17 @@ def test_local_deploy_into_prefix(  # several minutes: two full playbook runs
     ccfg = load_collector_config(etc / "collector.toml", environ={})
     assert ccfg.mqtt.username == "collector" and ccfg.mqtt.resolved_password() == PASSWORDS["collector"]
     assert ccfg.influx.url == "http://127.0.0.1:8086" and ccfg.influx.database == "edgebench"
+    controller_pw = ccfg.controller.resolved_password()
+    assert ccfg.controller.username == "controller" and controller_pw == PASSWORDS["controller"]
+    assert (etc / "controller-mqtt-password").stat().st_mode & 0o777 == 0o600
 
     # Broker: ACL rendered by make_acl.py for the inventory's devices; passwd has one line per user.
     acl = (prefix / "etc" / "mosquitto" / "acl").read_text()
-    assert "user edge-local\ntopic write edgebench/v1/lab/edge-local/#" in acl
+    assert "user edge-local\ntopic write edgebench/v1/lab/edge-local/result" in acl
+    assert "user controller\ntopic read edgebench/v1/#\ntopic write edgebench/v1/+/+/job" in acl
     passwd = (prefix / "etc" / "mosquitto" / "passwd").read_text()
     users = sorted(line.split(":")[0] for line in passwd.split())
-    assert users == ["collector", "edge-local"]
+    assert users == ["collector", "controller", "edge-local"]
     conf = (prefix / "etc" / "mosquitto" / "mosquitto.conf").read_text()
     assert f"password_file {prefix}/etc/mosquitto/passwd" in conf and "listener 8883" in conf
 
@@ -318,7 +332,12 @@ def test_local_deploy_into_prefix(  # several minutes: two full playbook runs
             "verify",
             *(
                 str(units / u)
-                for u in ("edgebench-agent.service", "edgebench-agent.timer", "edgebench-collector.service")
+                for u in (
+                    "edgebench-agent.service",
+                    "edgebench-agent.timer",
+                    "edgebench-agent-serve.service",
+                    "edgebench-collector.service",
+                )
             ),
         ],
         capture_output=True,

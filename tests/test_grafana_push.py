@@ -28,6 +28,8 @@ from edgebench.collector.grafana.push import FOLDER_UID, _comparable
 
 TOKEN = "glsa_good-token"
 VIEWER = "glsa_viewer-token"
+N = len(build_all())
+"""Dashboards defined in code (each push creates, compares or updates every one)."""
 
 
 def collector_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -234,7 +236,7 @@ def test_push_creates_everything_then_second_push_changes_nothing(grafana) -> No
     r = push(url)
     assert r.returncode == 0, r.stderr
     assert f"folder {FOLDER_UID}: created" in r.stdout and f"datasource {DATASOURCE_UID}: created" in r.stdout
-    assert r.stdout.count(": created") == 8, r.stdout
+    assert r.stdout.count(": created") == N + 2, r.stdout
     assert list(state.folders) == [FOLDER_UID]
     (ds,) = state.datasources.values()
     assert (ds["uid"], ds["name"], ds["type"], ds["access"], ds["url"]) == (
@@ -253,13 +255,13 @@ def test_push_creates_everything_then_second_push_changes_nothing(grafana) -> No
     n = len(state.requests)
     r = push(url)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count(": unchanged") == 6 and f"datasource {DATASOURCE_UID}: updated" in r.stdout, (
+    assert r.stdout.count(": unchanged") == N and f"datasource {DATASOURCE_UID}: updated" in r.stdout, (
         r.stdout
     )
     second = state.requests[n:]
     assert not [x for x in second if x[0] == "POST"], "a second push must create nothing"
     assert [x[1] for x in second if x[0] == "PUT"] == [f"/api/datasources/uid/{DATASOURCE_UID}"]
-    assert len(state.datasources) == 1 and len(state.dashboards) == 6 and len(state.folders) == 1
+    assert len(state.datasources) == 1 and len(state.dashboards) == N and len(state.folders) == 1
     assert all(d["dashboard"]["version"] == 1 for d in state.dashboards.values())
 
 
@@ -274,11 +276,11 @@ def test_changed_dashboard_is_updated_in_place(grafana) -> None:  # type: ignore
     n = len(state.requests)
     r = push(url, "--no-datasource")
     assert r.returncode == 0, r.stderr
-    assert f"dashboard {uid}: updated" in r.stdout and r.stdout.count(": unchanged") == 5, r.stdout
+    assert f"dashboard {uid}: updated" in r.stdout and r.stdout.count(": unchanged") == N - 1, r.stdout
     assert_matches_code(state)
     stored = state.dashboards[uid]["dashboard"]
     assert stored["id"] == before_id and stored["version"] == 3
-    (save,) = [b for _, _, b in state.calls("POST", "/api/dashboards/db")[6:]]
+    (save,) = [b for _, _, b in state.calls("POST", "/api/dashboards/db")[N:]]
     assert (
         save["dashboard"]["id"] == before_id and save["dashboard"]["version"] == 2 and not save["overwrite"]
     )
@@ -298,7 +300,7 @@ def test_version_conflict_is_resolved_by_overwrite(grafana) -> None:  # type: ig
     assert f"dashboard {uid}: overwritten (version-mismatch" in r.stdout, r.stdout
     saves = [b for m, p, b in state.requests[n:] if m == "POST" and p.startswith("/api/dashboards/db")]
     assert [b["overwrite"] for b in saves] == [False, True]
-    assert len(state.dashboards) == 6
+    assert len(state.dashboards) == N
     assert_matches_code(state)
 
 

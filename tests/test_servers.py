@@ -253,10 +253,10 @@ def test_oversized_packet_disconnects_the_publisher(mosquitto: Mosquitto, mqtt_p
     """max_packet_size: paho 2.2 does not enforce CONNACK's Maximum Packet Size itself; mosquitto
     answers an oversized PUBLISH with DISCONNECT 0x95 and delivers nothing."""
     collector = mqtt_probe(mosquitto, "collector", client_id=_cid("coll"))
-    collector.subscribe(_topic("host1", "big"), qos=1)
+    collector.subscribe(_topic("host1", "power"), qos=1)
     cid = _cid("h1")
     host1 = mqtt_probe(mosquitto, "host1", client_id=cid)
-    host1.client.publish(_topic("host1", "big"), b"x" * (1024 * 1024 + 1), qos=1)
+    host1.client.publish(_topic("host1", "power"), b"x" * (1024 * 1024 + 1), qos=1)
     # paho reads the broker's DISCONNECT 0x95 only when it arrives before the socket closes; over TLS it
     # often sees the closed socket first ("Unspecified error"). The broker's log says why, either way.
     assert host1.wait_disconnected(5).getName() in {"Packet too large", "Unspecified error"}
@@ -268,7 +268,7 @@ def test_oversized_packet_disconnects_the_publisher(mosquitto: Mosquitto, mqtt_p
     assert collector.drain(0.5) == []
     # Just under the limit still goes through (a new connection: the old one is gone).
     ok = mqtt_probe(mosquitto, "host1", client_id=_cid("h1"))
-    assert ok.publish(_topic("host1", "big"), b"x" * (1024 * 1024 - 1024), qos=1).getName() == "Success"
+    assert ok.publish(_topic("host1", "power"), b"x" * (1024 * 1024 - 1024), qos=1).getName() == "Success"
     assert len(collector.expect(1)[0].payload) == 1024 * 1024 - 1024
 
 
