@@ -84,7 +84,9 @@ def _run_sweep(
     monitor: RunMonitor,
 ) -> Iterator[ResultDocument]:
     frontend_cache: dict[int, LogMelFrontend] = {}
-    rule = spec.measurement.rule()
+    from edgebench.agent import allocator
+
+    rule = spec.measurement.rule(allocator.apply(spec.measurement.allocator))  # before any model loads
     engine = spec.engine
     seq = 0
     for model_name, runtime, precision, device in spec.sweep.sessions():

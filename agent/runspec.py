@@ -72,6 +72,9 @@ class MeasurementSpec(_Part):
     """Keep measuring until the coefficient of variation (%) is below this."""
     max_iterations: int = 10_000
     max_duration_s: float = 120.0
+    allocator: Literal["pinned", "system"] = "pinned"
+    """glibc's malloc thresholds pinned (stable from one process to the next) or left dynamic
+    (``agent/allocator.py``)."""
 
     @model_validator(mode="after")
     def _check(self) -> MeasurementSpec:
@@ -88,11 +91,13 @@ class MeasurementSpec(_Part):
             raise EdgebenchError(f"--max-cv is a percentage between 0 and 100 (got {self.max_cv_percent:g})")
         return self
 
-    def rule(self):  # type: ignore[no-untyped-def]
+    def rule(self, allocator_in_effect: str | None = None):  # type: ignore[no-untyped-def]
+        """The stopping rule (and the allocator configuration it records)."""
         from edgebench.agent.stats import StoppingRule
 
         cv = self.max_cv_percent
         return StoppingRule(
+            allocator=allocator_in_effect,
             warmup=self.warmup,
             min_iterations=self.min_iterations,
             min_duration_s=self.min_duration_s,
@@ -267,9 +272,12 @@ def _check_family(spec, sweep: SweepSpec) -> None:  # type: ignore[no-untyped-de
 def validation_line(exc: ValidationError, shown: int = 3) -> str:
     """The errors of a pydantic ValidationError as ``where: what; where: what`` on one line (a typo
     in a key is two errors: the unknown key and the missing one; both help)."""
+    flags = {o.path: "--" + name.replace("_", "-") for name, o in OPTIONS.items()}
     parts = []
     for err in exc.errors()[:shown]:
         where = ".".join(str(p) for p in err["loc"]) or "spec"
+        flag = next((f for path, f in flags.items() if where == path or where.endswith("." + path)), None)
+        where = f"{where} ({flag})" if flag else where
         parts.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
     more = exc.error_count() - shown
     return "; ".join(parts) + (f" ({more} more)" if more > 0 else "")
@@ -320,6 +328,7 @@ OPTIONS: dict[str, Option] = {
     "max_cv": Option("measurement.max_cv_percent", "float", optional=True),
     "max_iterations": Option("measurement.max_iterations", "int"),
     "max_duration": Option("measurement.max_duration_s", "float"),
+    "malloc": Option("measurement.allocator", "str"),
     "frontend": Option("engine.frontend", "str"),
     "weights": Option("engine.weights", "str", optional=True),
     "beam_size": Option("engine.beam_size", "int"),

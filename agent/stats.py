@@ -164,6 +164,8 @@ class StoppingRule:
     max_cv: float | None = None
     max_iterations: int = 10_000
     max_duration_s: float = 60.0
+    allocator: str | None = None
+    """The malloc configuration in effect (``agent/allocator.py``), recorded with the policy."""
 
     def __post_init__(self) -> None:
         if self.warmup < 0:
@@ -222,6 +224,7 @@ class StoppingRule:
             max_iterations=self.max_iterations,
             max_duration_s=self.max_duration_s,
             stopped_because=reason,
+            allocator=self.allocator,
         )
 
 

@@ -112,6 +112,8 @@ def inference_fields(doc: ResultDocument) -> dict[str, Any]:
         fields[f"params_{component}"] = int(count)
     if doc.policy is not None:
         fields["stopped_because"] = doc.policy.stopped_because
+        if doc.policy.allocator:
+            fields["allocator"] = doc.policy.allocator
     if doc.decimated:  # a published copy thinned to fit one MQTT message: say which lists, how much
         fields["decimated"] = ",".join(f"{d.path}:{d.total}->{d.kept}" for d in doc.decimated)
     if doc.forward is not None:

@@ -170,7 +170,7 @@ def test_rule_validation():
 
 
 def test_to_policy_round_trips_the_rule():
-    rule = StoppingRule(warmup=3, min_iterations=20, min_duration_s=2.0, max_cv=0.05)
+    rule = StoppingRule(warmup=3, min_iterations=20, min_duration_s=2.0, max_cv=0.05, allocator="system")
     policy = rule.to_policy("cv 2.0% <= 5.0%")
     assert policy.model_dump() == {
         "warmup": 3,
@@ -180,6 +180,7 @@ def test_to_policy_round_trips_the_rule():
         "max_iterations": 10_000,
         "max_duration_s": 60.0,
         "stopped_because": "cv 2.0% <= 5.0%",
+        "allocator": "system",
     }
 
 

@@ -97,6 +97,13 @@ def run(
     ] = None,
     max_iterations: Annotated[int, typer.Option(help="Cap on iterations per configuration.")] = 10_000,
     max_duration: Annotated[float, typer.Option(help="Cap on seconds per configuration.")] = 120.0,
+    malloc: Annotated[
+        str,
+        typer.Option(
+            help="pinned: glibc's malloc thresholds fixed, so separate processes measure alike; system: "
+            "glibc's dynamic thresholds (what an untuned deployed process does)."
+        ),
+    ] = "pinned",
     frontend: Annotated[
         str, typer.Option(help="Log-mel front end: auto (torch, else numpy), torch, numpy, librosa.")
     ] = "auto",

@@ -153,6 +153,9 @@ class MeasurementPolicy(_Doc):
     max_iterations: int
     max_duration_s: float
     stopped_because: str
+    allocator: str | None = None
+    """malloc configuration in effect (``agent/allocator.py``): 'glibc pinned (…)' or 'system'
+    (schema 1.5)."""
 
 
 class ForwardResult(_Doc):
