@@ -36,7 +36,7 @@ RUNSPEC_VERSION = 1
 class _Part(BaseModel):
     """Unknown keys are errors (a job with ``batchsize`` must not silently run batch 1)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DatasetSpec(_Part):

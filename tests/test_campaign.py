@@ -148,7 +148,7 @@ class Site:
             capture_output=True,
             text=True,
             timeout=timeout,
-            env={**os.environ, "COLUMNS": "100"},
+            env={**os.environ, "COLUMNS": "80"},
         )
 
     def config(self, **controller: str):  # type: ignore[no-untyped-def]
@@ -284,7 +284,7 @@ def test_campaign_over_three_daemons_one_started_late(site: Site) -> None:
     table = site.ctl("report", "first", "--plots", str(site.base / "plots"))
     assert table.returncode == 0 and "conformer-hybrid:tiny" in table.stdout, table.stdout + table.stderr
     assert (site.base / "plots" / "campaign-first.png").stat().st_size > 1000
-    assert max(len(line) for line in table.stdout.splitlines()) <= 100
+    assert max(len(line) for line in table.stdout.splitlines()) <= 80
     print(table.stdout)
     jobs = site.influx.points(  # type: ignore[attr-defined]
         "SELECT last(state) FROM campaign_job WHERE campaign = 'first' GROUP BY host", site.db
@@ -359,6 +359,18 @@ def test_only_the_controller_publishes_jobs_and_bad_jobs_are_refused(site: Site)
             "campaign": "bad",
             "spec": spec | {"sweep": {**spec["sweep"], "models": ["no-such-model"]}},
         },
+        "hub": {
+            "kind": "job",
+            "job_id": "hub",
+            "campaign": "bad",
+            "spec": spec | {"sweep": {**spec["sweep"], "models": ["hf:/etc"]}},
+        },
+        "nan": {  # NaN compares false with every budget: it must not slip through as 'within'
+            "kind": "job",
+            "job_id": "nan",
+            "campaign": "bad",
+            "spec": spec | {"measurement": {**spec["measurement"], "max_duration_s": float("nan")}},
+        },
     }
     with ControllerLink(site.config()) as link:
         for body in bad.values():
@@ -374,6 +386,8 @@ def test_only_the_controller_publishes_jobs_and_bad_jobs_are_refused(site: Site)
     assert "cannot run commands" in reasons["command"]
     assert "only the builtin dataset" in reasons["path"]
     assert "no-such-model" in reasons["model"]
+    assert "cannot name a Hugging Face folder or hub id (hf:/etc)" in reasons["hub"]
+    assert "max_duration_s" in reasons["nan"] and "finite" in reasons["nan"]
     assert "job_refused" in d1.text() and "not JSON" in d1.text()
 
 
@@ -452,6 +466,8 @@ def test_regression_check_flags_the_slowed_device_only(site: Site) -> None:
     assert r.returncode == 1  # a regression was found: scripts can gate on it
     text = site.ctl("report", "after", "--baseline", "base")
     assert "regression" in text.stdout and "Holm" in text.stdout
+    assert max(len(line) for line in text.stdout.splitlines()) <= 80, text.stdout
+    print(text.stdout)
     stored = site.influx.points(  # type: ignore[attr-defined]
         "SELECT verdict, ratio FROM campaign_regression WHERE campaign = 'after' GROUP BY host", site.db
     )

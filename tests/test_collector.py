@@ -372,7 +372,7 @@ def test_validate_status_accepts_the_publishers_payload_and_rejects_each_rule() 
         assert isinstance(r, Rejection) and r.reason == reason, (reason, r)
     assert validate_status(STATUS_TOPIC, status_body(ts_ns=-5)).reason == "invalid_status"  # type: ignore[union-attr]
     line = agent_status_line(ok, 7)
-    assert line.startswith("agent_status,fleet=lab,host=host1 online=1i,run_id=\"r1\",state=\"running\" ")
+    assert line.startswith('agent_status,fleet=lab,host=host1 online=1i,run_id="r1",state="running" ')
     assert agent_status_line(will, 7).endswith(' online=0i,reason="connection lost",state="offline" 7')
     assert deadletter_line("lab", "bad_json", "a\nb", 12, 9) == (
         'deadletter,fleet=lab,reason=bad_json bytes=12i,count=1i,topic="a?b" 9'

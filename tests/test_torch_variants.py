@@ -130,6 +130,10 @@ def test_session_checks_before_loading() -> None:
     spec = resolve("whisper-tiny.en")
     frontend = LogMelFrontend(spec.n_mels, "auto")
     with pytest.raises(EdgebenchError, match="--amp autocasts fp32 weights"):
-        TorchSession(spec, SessionOptions(
+        TorchSession(
+            spec,
+            SessionOptions(
                 device="cpu", precision="int8", runtime_options=RuntimeOptions(torch=TorchOptions(amp=True))
-            ), frontend)
+            ),
+            frontend,
+        )

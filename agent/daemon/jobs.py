@@ -12,8 +12,10 @@ Topics (``edgebench/v1/…``; host names never start with '_', so ``_campaign`` 
 
 A job carries a :class:`~edgebench.agent.runspec.RunSpec` and nothing executable: :func:`admit` refuses
 commands (``--power-source command:``), paths outside the device's configured dataset folders, weights
-paths, unpublished runs and anything whose worst-case duration exceeds the device's budget, each with the
-reason, which the state message carries back to the controller.
+paths, Hugging Face folders or hub ids (``hf:``), unpublished runs and anything whose worst-case measured
+duration exceeds the device's budget, each with the reason, which the state message carries back to the
+controller. What the worst case cannot bound (warm-up iterations, model loading) is bounded by the
+daemon's watchdog: a job still running after the budget plus a start-up grace is stopped and failed.
 """
 
 from __future__ import annotations
@@ -139,6 +141,11 @@ def admit(job: JobMessage, limits: DaemonSection) -> RunSpec:
         raise EdgebenchError("a job cannot run commands (--power-source command:…); use a named source")
     if source.startswith("replay:"):
         raise EdgebenchError("a job cannot read files (--power-source replay:…); use a named source")
+    hub = [m for m in spec.sweep.models if m.startswith("hf:")]
+    if hub:
+        raise EdgebenchError(
+            f"a job cannot name a Hugging Face folder or hub id ({hub[0]}): use a model registered here"
+        )
     if spec.engine.weights is not None:
         raise EdgebenchError("a job cannot name a weights path: devices run the weights installed on them")
     allowed = limits.dataset_dirs
@@ -154,11 +161,11 @@ def admit(job: JobMessage, limits: DaemonSection) -> RunSpec:
     if not spec.output.publish:
         raise EdgebenchError("a job's results must be published (publish = false would lose them)")
     spec = spec.model_copy(update={"campaign": job.campaign}).resolved()  # models/runtimes exist here
-    worst = spec.measurement.worst_case_s(spec.point_count())
+    worst = spec.measurement.worst_case_s(spec.point_count()) + spec.power.idle_seconds
     if worst > limits.max_job_seconds:
         raise EdgebenchError(
             f"over budget: up to {worst:.0f} s ({spec.point_count()} configurations x "
-            f"{spec.measurement.max_duration_s:g} s max-duration) > this device's "
-            f"{limits.max_job_seconds:g} s"
+            f"{spec.measurement.max_duration_s:g} s max-duration + {spec.power.idle_seconds:g} s idle) "
+            f"> this device's {limits.max_job_seconds:g} s"
         )
     return spec

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench.agent.daemon.jobs import FINAL, Transition
+from edgebench.agent.daemon.jobs import Transition
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -123,9 +123,10 @@ class JobQueue:
         )
         return [self._row(r) for r in rows]
 
+    def latest(self, n: int) -> list[QueuedJob]:
+        """The ``n`` most recently added jobs, oldest first."""
+        rows = self.db.execute(f"SELECT {self._COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?", (n,)).fetchall()
+        return [self._row(r) for r in reversed(rows)]
+
     def queued_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetchone()[0])
-
-    @staticmethod
-    def is_final(state: str) -> bool:
-        return state in FINAL

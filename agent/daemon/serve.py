@@ -48,10 +48,23 @@ def log(event: str, **fields: Any) -> None:
     print(f"edgebench-agent serve: {event} {detail}".rstrip(), file=sys.stderr, flush=True)
 
 
-def _die_with_parent() -> None:
-    """In the worker, before exec: SIGKILL it when the daemon dies (Linux; elsewhere a no-op)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+_LIBC = None
+if sys.platform.startswith("linux"):
+    with contextlib.suppress(OSError):
+        _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child only calls into it
+
+
+def _die_with(parent: int):  # type: ignore[no-untyped-def]
+    """A pre-exec hook for the worker: SIGKILL it when the daemon dies (``PR_SET_PDEATHSIG``), and exit
+    at once if the daemon is already gone (it died between fork and here)."""
+
+    def hook() -> None:
+        if _LIBC is not None:
+            _LIBC.prctl(1, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return hook
 
 
 class Worker:
@@ -65,14 +78,14 @@ class Worker:
         args = [sys.executable, "-m", "edgebench.agent.daemon.worker"]
         if config_path:
             args.append(config_path)
-        env = {**os.environ, "EDGEBENCH_SERVING_CLASS": device_class}
+        env = {**os.environ, "EDGEBENCH_SERVING_CLASS": device_class, "HF_HUB_OFFLINE": "1"}
         self.proc = subprocess.Popen(
             args,
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=_die_with(os.getpid()) if _LIBC is not None else None,
         )
         assert self.proc.stdin is not None
         self.proc.stdin.write(job.spec or "")
@@ -116,7 +129,9 @@ class Daemon:
         self.inbox: queue_mod.Queue[Any] = queue_mod.Queue()
         self.worker: Worker | None = None
         self.client: Any = None
-        self.connected = threading.Event()
+        self.resync = threading.Event()
+        """Set on every (re)connection: the main loop re-sends the latest job states (published while
+        the broker was away, or before a restart) and the status."""
         self.stop_event = threading.Event()
 
     # --- MQTT -------------------------------------------------------------------------------------------
@@ -133,7 +148,6 @@ class Daemon:
             manual_ack=True,
         )
         client.on_connect = self._on_connect
-        client.on_disconnect = lambda *a: self.connected.clear()
         client.on_message = lambda c, u, message: self.inbox.put(message)
         client.will_set(
             cfg.status_topic(), self._status("offline", reason="connection lost", stamped=False), 1, True
@@ -163,8 +177,7 @@ class Daemon:
             return
         cfg = self.agent
         client.subscribe([(job_topic(cfg.fleet, cfg.host), 1), (job_topic(cfg.fleet), 1)])
-        self.connected.set()
-        self.publish_status()
+        self.resync.set()
         log("connected", broker=cfg.broker, session_present=getattr(flags, "session_present", None))
 
     def _status(
@@ -209,6 +222,19 @@ class Daemon:
         topic = state_topic(self.agent.fleet, self.agent.host, job.campaign, job.job_id)
         self.client.publish(topic, state.model_dump_json(exclude_none=True), 1, True)
 
+    RESYNC_JOBS = 50
+    STATUS_EVERY_S = 60.0
+    """The status is re-published this often: a timer's ``edgebench-agent run`` on the same host leaves
+    an ``offline`` status when it ends, which would hide this daemon from ``campaign start``."""
+
+    def resend(self) -> None:
+        """The newest jobs' states again (retained, idempotent): a state published while the broker was
+        unreachable, or lost with a restart, reaches the controller after all."""
+        for job in self.queue.latest(self.RESYNC_JOBS):
+            if job.state != "running":  # the running job's next progress event says it
+                self.publish_state(job)
+        self.publish_status()
+
     # --- jobs -------------------------------------------------------------------------------------------
     def recover(self) -> None:
         """Jobs left ``running`` by a daemon that died are reported interrupted; states are re-sent."""
@@ -220,15 +246,23 @@ class Daemon:
             self.publish_state(job)
 
     def handle(self, message: Any) -> None:
+        """Act on one message; whatever happens, it is then acknowledged (a message that crashed the
+        daemon would otherwise be redelivered after every restart)."""
         try:
             msg = parse_message(message.payload, self.limits)
         except EdgebenchError as exc:
             self._refuse_unreadable(message.payload, str(exc))
             return
-        if isinstance(msg, CancelMessage):
-            self.cancel(msg)
-        else:
-            self.receive(msg)
+        try:
+            if isinstance(msg, CancelMessage):
+                self.cancel(msg)
+            else:
+                self.receive(msg)
+        except Exception as exc:  # a bug here must not become a redelivery loop
+            log("job_error", job=msg.job_id, reason=f"{type(exc).__name__}: {exc}")
+            if isinstance(msg, JobMessage) and not self.queue.get(msg.job_id):
+                reason = f"internal error while admitting the job ({type(exc).__name__})"
+                self.publish_state(self.queue.add(msg.job_id, msg.campaign, None, "refused", reason))
 
     def _refuse_unreadable(self, payload: bytes, reason: str) -> None:
         """A message that is not a valid job: refused under its campaign and id when they can be read,
@@ -236,8 +270,9 @@ class Daemon:
         job_id = campaign = None
         with contextlib.suppress(Exception):
             data = json.loads(payload[: 2**20])  # an oversized job still names itself (the broker caps size)
-            job_id, campaign = str(data.get("job_id")), str(data.get("campaign"))
-        if job_id and campaign and not name_problem("", job_id) and not name_problem("", campaign):
+            job_id, campaign = data.get("job_id"), data.get("campaign")
+        named = isinstance(job_id, str) and isinstance(campaign, str)
+        if named and not name_problem("", job_id) and not name_problem("", campaign):
             job = self.queue.add(job_id, campaign, None, "refused", reason)
             self.publish_state(job)
         log("job_refused", job=job_id, reason=reason)
@@ -307,13 +342,13 @@ class Daemon:
 
     def _finish(self, w: Worker, final: dict[str, Any] | None) -> None:
         code = w.proc.returncode
-        if w.cancelled:
-            job = self.queue.set_state(
-                w.job.job_id, "cancelled", reason="cancelled by the controller while running"
-            )
-        elif final and final["event"] == "done":
+        if final and final["event"] == "done":  # finished before the cancel arrived: its results exist
             job = self.queue.set_state(
                 w.job.job_id, "done", run_id=final.get("run_id"), results=final.get("results")
+            )
+        elif w.cancelled:
+            job = self.queue.set_state(
+                w.job.job_id, "cancelled", reason="cancelled by the controller while running"
             )
         else:
             reason = (final or {}).get("reason") or f"the worker exited with code {code}"
@@ -327,8 +362,16 @@ class Daemon:
         """Serve until SIGTERM/SIGINT (``stop_event``)."""
         self.connect()
         self.recover()
+        last_status = time.monotonic()
         try:
             while not self.stop_event.is_set():
+                if self.resync.is_set():
+                    self.resync.clear()
+                    self.resend()
+                    last_status = time.monotonic()
+                elif time.monotonic() - last_status > self.STATUS_EVERY_S:
+                    self.publish_status()
+                    last_status = time.monotonic()
                 with contextlib.suppress(queue_mod.Empty):
                     message = self.inbox.get(timeout=0.2)
                     self.handle(message)

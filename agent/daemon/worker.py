@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from typing import IO, Any
@@ -54,7 +55,14 @@ class JsonProgress(Progress):
         self._progress(0.0, force=True)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """Cancellation is SIGTERM: unwind (``finally`` blocks close the publisher, flush the store) and exit
+    with the conventional 128 + 15."""
+    sys.exit(128 + signum)
+
+
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     events = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # library output never mixes into the event stream
     from edgebench.agent.errors import EdgebenchError
@@ -65,7 +73,10 @@ def main(argv: list[str]) -> int:
         from edgebench.agent.runspec import RunSpec
 
         agent = load_config(argv[0] if argv else None)
-        agent = agent.model_copy(update={"serving_class": os.environ.get("EDGEBENCH_SERVING_CLASS", "other")})
+        # Its own client id: a timer's ``edgebench-agent run`` may publish at the same time as this job,
+        # and two connections with one id take each other's session over.
+        serving = os.environ.get("EDGEBENCH_SERVING_CLASS", "other")
+        agent = agent.model_copy(update={"serving_class": serving, "client_id": f"{agent.client_id}-job"})
         spec = RunSpec.parse(sys.stdin.read())
         progress = JsonProgress(events, spec.point_count())
         warnings: list[str] = []
@@ -82,9 +93,9 @@ def main(argv: list[str]) -> int:
         events.write(json.dumps({"event": "failed", "reason": str(exc)}) + "\n")
         return 2
     except Exception as exc:  # a runtime crash fails this job, never the daemon
-        events.write(
-            json.dumps({"event": "failed", "reason": f"internal error: {type(exc).__name__}: {exc}"}) + "\n"
-        )
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        reason = f"internal error: {type(exc).__name__}: {first}".rstrip(": ")
+        events.write(json.dumps({"event": "failed", "reason": reason}) + "\n")
         return 1
 
 

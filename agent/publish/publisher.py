@@ -418,7 +418,7 @@ class Publisher:
                 "receipt-refused",
                 f"broker {self.config.broker} refused the receipt subscription {self.config.receipt_topic()} "
                 f"({', '.join(refused)}): results are confirmed on the broker's PUBACK in this session; "
-                f"update the broker's ACL (deploy/mosquitto/make_acl.py) or set [spool] confirm = \"broker\"",
+                f'update the broker\'s ACL (deploy/mosquitto/make_acl.py) or set [spool] confirm = "broker"',
             )
 
     # --- helpers ---------------------------------------------------------------------------------------

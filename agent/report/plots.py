@@ -81,9 +81,7 @@ def _sorted_values(values: set) -> list:
 # --- throughput bars (seed 000) ----------------------------------------------------------------------
 
 
-def throughput_bars(
-    docs: Sequence[ResultDocument], scenario: str, axes: Sequence[str] | None = None
-) -> Plot:
+def throughput_bars(docs: Sequence[ResultDocument], scenario: str, axes: Sequence[str] | None = None) -> Plot:
     """Bars per configuration (host/model/runtime/precision/device/label), one panel per batch size (and
     new-token count for generate), one bar colour per input length. ``axes``: the setup axes that name a
     bar (default: those that vary, bars sorted; a recipe names its steps by ``label`` and passes the
@@ -159,7 +157,9 @@ def _title(title: str, docs: Sequence[ResultDocument], shown: Sequence[str]) -> 
     same = [
         fmt_axis(axis_value(docs[0], a))
         for a in SETUP_AXES
-        if a not in shown and a != "model" and len({axis_value(d, a) for d in docs}) == 1
+        if a not in shown
+        and a != "model"
+        and len({axis_value(d, a) for d in docs}) == 1
         and axis_value(docs[0], a) is not None
     ]
     models = {d.config.model for d in docs}

@@ -191,9 +191,7 @@ def read_kernel_arch(root: Path = Path("/")) -> str | None:
     return None
 
 
-def detect_emulation(
-    arch: str, root: Path = Path("/"), environ: dict[str, str] | None = None
-) -> str | None:
+def detect_emulation(arch: str, root: Path = Path("/"), environ: dict[str, str] | None = None) -> str | None:
     """How the CPU is emulated, or None on real hardware.
 
     ``EDGEBENCH_EMULATED`` decides when set (a harness that knows: any text marks the results, ``0``/

@@ -146,27 +146,37 @@ def start(
                 campaign=name, fleet=fleet_name, created_ns=time.time_ns(), jobs={}
             )
             targets = [d for d in chosen if d.fleet == fleet_name and d.host not in manifest.jobs]
+            jobs = {d.host: JobMessage(job_id=uuid.uuid4().hex, campaign=name, spec=spec) for d in targets}
+            for host, job in jobs.items():
+                manifest.jobs[host] = job.job_id
+                manifest.specs[job.job_id] = spec.to_json()
+            # The manifest first: a controller that dies between the two leaves jobs that status knows
+            # about (shown as not answered), never jobs running that no status lists.
+            _publish_manifest(link, manifest)
             for d in targets:
-                job = JobMessage(job_id=uuid.uuid4().hex, campaign=name, spec=spec)
+                job = jobs[d.host]
                 refused = link.publish(job_topic(d.fleet, d.host), job.model_dump_json().encode())
                 if refused:
+                    for host in [h for h in jobs if h not in sent]:
+                        manifest.specs.pop(manifest.jobs.pop(host), None)
+                    _publish_manifest(link, manifest)
                     raise EdgebenchError(
                         f"the broker refused the job for {d.host}: {refused} (is [controller] username the "
                         "controller identity the ACL lets publish jobs?)"
                     )
-                manifest.jobs[d.host] = job.job_id
-                manifest.specs[job.job_id] = spec.to_json()
                 sent[d.host] = job.job_id
                 state = "online" if d.status.online else "offline: the job waits at the broker"
                 echo(f"job {job.job_id[:8]} -> {d.fleet}/{d.host} ({d.status.device_class or '?'}, {state})")
-            refused = link.publish(
-                campaign_topic(fleet_name, name), manifest.model_dump_json().encode(), retain=True
-            )
-            if refused:
-                raise EdgebenchError(f"the broker refused the campaign manifest: {refused}")
     if not sent:
         raise EdgebenchError(f"every selected device has a job in campaign {name} already")
     return sent
+
+
+def _publish_manifest(link: ControllerLink, manifest: Manifest) -> None:
+    topic = campaign_topic(manifest.fleet, manifest.campaign)
+    refused = link.publish(topic, manifest.model_dump_json().encode(), retain=True)
+    if refused:
+        raise EdgebenchError(f"the broker refused the campaign manifest: {refused}")
 
 
 def _manifests(messages: dict[str, bytes]) -> dict[str, Manifest]:
@@ -291,9 +301,7 @@ def status(cfg: CollectorConfig, name: str, wait_s: float | None, on_change: Any
         while wait_s and not current.finished and time.monotonic() < deadline:
             link.changed.wait(min(1.0, max(deadline - time.monotonic(), 0.01)))
             link.changed.clear()
-            with link._lock:
-                messages = dict(link.messages)
-            new = view(name, messages)
+            new = view(name, link.current())
             if [vars(r) for r in new.rows] != [vars(r) for r in current.rows]:
                 current = new
                 on_change(current)
@@ -318,6 +326,8 @@ def cancel(cfg: CollectorConfig, name: str, hosts: str | None, echo: Any = print
                     raise EdgebenchError(f"the broker refused the cancel for {host}: {refused}")
                 echo(f"cancel sent to {fleet}/{host} (job {job_id[:8]})")
                 n += 1
+        if n == 0:
+            raise EdgebenchError(f"campaign {name} has no job on {hosts}")
         return n
 
 

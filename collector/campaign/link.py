@@ -101,12 +101,18 @@ class ControllerLink:
         self.client.subscribe([(t, 1) for t in topics])
         start = time.monotonic()
         self._subacked.wait(max_s)
+        subacked = time.monotonic()  # retained messages follow the SUBACK: quiet counts from there
         while time.monotonic() - start < max_s:
             with self._lock:
-                idle = time.monotonic() - max(self._last_message, start)
+                idle = time.monotonic() - max(self._last_message, subacked)
             if idle >= quiet_s:
                 break
             time.sleep(0.05)
+        with self._lock:
+            return dict(self.messages)
+
+    def current(self) -> dict[str, bytes]:
+        """The latest message of every topic received so far."""
         with self._lock:
             return dict(self.messages)
 

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgebench.collector.campaign.commands import CampaignView
@@ -42,8 +43,8 @@ def status_table(v: CampaignView) -> Table:
     for r in v.rows:
         style = STYLE.get(r.state, "")
         seen = " → ".join(r.path)
-        note = f"{seen}\n[dim]{r.detail}[/]" if r.detail else seen
-        table.add_row(r.host, r.device_class, f"[{style}]{r.state}[/]", _bar(r.progress), note)
+        note = f"{seen}\n[dim]{escape(r.detail)}[/]" if r.detail else seen  # reasons come from devices
+        table.add_row(escape(r.host), r.device_class, f"[{style}]{r.state}[/]", _bar(r.progress), note)
     return table
 
 
@@ -86,32 +87,40 @@ def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def _config_cell(config: str) -> str:
+    """The model on its own line (names are never cut: they are what one types), the rest below."""
+    model, _, rest = config.partition(" ")
+    return escape(model) + (f"\n{escape(rest)}" if rest else "")
+
+
+REPORT_COLUMNS: tuple[tuple[str, str, Any], ...] = (
+    ("p50/p90 ms", "p50_ms", lambda r: f"{_num(r.p50_ms, '.1f')}/{_num(r.p90_ms, '.1f')}"),
+    ("RTF", "rtf", lambda r: _num(r.rtf, ".3f")),
+    ("tok/s", "tokens_per_s", lambda r: _num(r.tokens_per_s, ".0f")),
+    ("WER", "wer", lambda r: "-" if r.wer is None else f"{r.wer:.1%}"),
+    ("J/utt", "j_per_utt", lambda r: _num(r.j_per_utt, ".2f")),
+    ("peak MB", "peak_mb", lambda r: _num(r.peak_mb, ".0f")),
+)
+"""Figure columns: (header, the row's field, cell). A column no row has a figure for is left out."""
+
+
+def _count(verdicts: list[Any], kind: str) -> str:
+    n = sum(v.verdict == kind for v in verdicts)
+    return f"{n} {kind}{'' if n == 1 else 's'}"
+
+
 def print_report(name, rows, verdicts, baseline, alpha: float, min_effect: float) -> None:  # type: ignore[no-untyped-def]
     console = Console()
     table = Table(title=f"campaign {name}: {len(rows)} results", title_justify="left")
-    for col, kw in (
-        ("device", {"overflow": "fold"}),
-        ("configuration", {"overflow": "fold", "ratio": 1}),
-        ("p50/p90 ms", {"justify": "right", "no_wrap": True}),
-        ("RTF", {"justify": "right"}),
-        ("tok/s", {"justify": "right"}),
-        ("WER", {"justify": "right"}),
-        ("J/utt", {"justify": "right"}),
-        ("MB", {"justify": "right"}),
-    ):
-        table.add_column(col, **kw)
+    longest_model = max((len(r.config.partition(" ")[0]) for r in rows), default=10)
+    table.add_column("device", overflow="fold")
+    table.add_column("configuration", overflow="fold", min_width=longest_model, ratio=1)
+    shown = [c for c in REPORT_COLUMNS if any(getattr(r, c[1]) is not None for r in rows)]
+    for header, _, _ in shown:
+        table.add_column(header, justify="right", no_wrap=True)
     for r in rows:
-        device = f"{r.host}\n[dim]{r.device_class}{' EMULATED' if r.emulated else ''}[/]"
-        table.add_row(
-            device,
-            r.config,
-            f"{_num(r.p50_ms, '.1f')}/{_num(r.p90_ms, '.1f')}",
-            _num(r.rtf, ".3f"),
-            _num(r.tokens_per_s, ".0f"),
-            "-" if r.wer is None else f"{r.wer:.1%}",
-            _num(r.j_per_utt, ".2f"),
-            _num(r.peak_mb, ".0f"),
-        )
+        device = f"{escape(r.host)}\n[dim]{r.device_class}{' EMULATED' if r.emulated else ''}[/]"
+        table.add_row(device, _config_cell(r.config), *(cell(r) for _, _, cell in shown))
     console.print(table)
     if any(r.emulated for r in rows):
         console.print("[yellow]EMULATED devices' figures are not performance figures of real hardware.[/]")
@@ -119,8 +128,8 @@ def print_report(name, rows, verdicts, baseline, alpha: float, min_effect: float
         return
     flagged = [v for v in verdicts if v.verdict in ("regression", "improvement")]
     vt = Table(
-        title=f"against {baseline}: {sum(v.verdict == 'regression' for v in verdicts)} regressions, "
-        f"{sum(v.verdict == 'improvement' for v in verdicts)} improvements of {len(verdicts)} configurations",
+        title=f"against {baseline}: {_count(verdicts, 'regression')}, {_count(verdicts, 'improvement')} "
+        f"of {len(verdicts)} configurations",
         title_justify="left",
     )
     for col in ("verdict", "device", "configuration", "median ms", "change", "p (Holm)"):
@@ -132,8 +141,8 @@ def print_report(name, rows, verdicts, baseline, alpha: float, min_effect: float
         style = {"regression": "red", "improvement": "green"}.get(v.verdict, "dim")
         vt.add_row(
             f"[{style}]{v.verdict}[/]",
-            tags["host"],
-            _config_label({k: t for k, t in tags.items() if t}),
+            escape(tags["host"]),
+            escape(_config_label({k: t for k, t in tags.items() if t})),
             f"{v.baseline_median_s * 1e3:.1f}→{v.current_median_s * 1e3:.1f}",
             f"{v.ratio - 1:+.0%}",
             "-" if v.p_adjusted is None else f"{v.p_adjusted:.1g}",

@@ -20,6 +20,7 @@ from edgebench.collector.config import CollectorConfig
 
 KEY_TAGS = (
     "host",
+    "fleet",
     "model",
     "runtime",
     "precision",
@@ -34,6 +35,9 @@ KEY_TAGS = (
     "amp",
     "ort_opt_level",
     "label",
+    "noise_snr_db",
+    "speed",
+    "emulated",
 )
 """What makes two results the same configuration on the same device. Threads are not in it: a device
 that got slower because it runs with fewer threads is exactly what the check must catch."""
@@ -134,7 +138,8 @@ def rows(cfg: CollectorConfig, campaign: str) -> list[ReportRow]:
             emulated=tags.get("emulated") == "true",
             time_ms=int(last.get("time") or 0),
         )
-        latest[row.key] = row
+        if row.key not in latest or row.time_ms >= latest[row.key].time_ms:
+            latest[row.key] = row  # series differing only in tags outside the key: the newest wins
     return sorted(latest.values(), key=lambda r: (r.device_class, r.host, r.config))
 
 
@@ -158,6 +163,11 @@ def regression(
     base, cur = samples(cfg, baseline), samples(cfg, campaign)
     if not base:
         raise EdgebenchError(f"baseline campaign {baseline} has no latency samples in InfluxDB")
+    if cur and not set(base) & set(cur):
+        raise EdgebenchError(
+            f"campaigns {campaign} and {baseline} have no configuration in common (same host, model, "
+            "runtime, precision, scenario, shape and options): nothing to compare"
+        )
     return compare(base, cur, alpha, min_effect)
 
 
