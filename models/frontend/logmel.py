@@ -162,8 +162,7 @@ class LogMelFrontend:
             except RuntimeError as exc:
                 if self.requested_backend != "auto":
                     raise EdgebenchError(
-                        f"torch.stft failed in the log-mel front end ({exc}); "
-                        "use --frontend numpy instead"
+                        f"torch.stft failed in the log-mel front end ({exc}); use --frontend numpy instead"
                     ) from exc
                 logger.warning("torch.stft failed (%s); falling back to the numpy log-mel front end", exc)
                 self.backend = "numpy"

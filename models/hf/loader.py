@@ -38,9 +38,7 @@ def load_hf(
 
     hf_logging.disable_progress_bar()
     try:
-        module = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch.float32, local_files_only=True
-        )
+        module = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True)
     except (OSError, ValueError, ImportError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EdgebenchError(f"cannot load {spec.name} from {path}: {reason}") from exc
