@@ -21,6 +21,18 @@ DEFAULT_STATUS_TOPIC = "edgebench/v1/+/+/status"
 DEFAULT_JOBS_TOPIC = "edgebench/v1/+/+/jobs/#"
 
 
+
+def _secret(value: str | None, file: Path | None, key: str) -> str | None:
+    """A password given inline, or read from its file (which may not be readable: one clear line)."""
+    if value is not None:
+        return value
+    if file is None:
+        return None
+    try:
+        return file.read_text().strip()
+    except OSError as exc:
+        raise EdgebenchError(f"cannot read {key} {file}: {exc}") from exc
+
 class _Section(BaseModel):
     """Unknown keys are errors: a typo like ``bach_lines`` must not silently fall back to a default."""
 
@@ -75,14 +87,7 @@ class MqttConfig(_Section):
         return f"$share/{self.shared_group}/{self.jobs_topic}" if self.shared_group else self.jobs_topic
 
     def resolved_password(self) -> str | None:
-        if self.password is not None:
-            return self.password
-        if self.password_file is not None:
-            try:
-                return self.password_file.read_text().strip()
-            except OSError as exc:
-                raise EdgebenchError(f"cannot read mqtt.password_file {self.password_file}: {exc}") from exc
-        return None
+        return _secret(self.password, self.password_file, "mqtt.password_file")
 
 
 class InfluxConfig(_Section):
@@ -104,14 +109,7 @@ class InfluxConfig(_Section):
     retry_max_s: float = 30.0
 
     def resolved_token(self) -> str | None:
-        if self.token is not None:
-            return self.token
-        if self.token_file is not None:
-            try:
-                return self.token_file.read_text().strip()
-            except OSError as exc:
-                raise EdgebenchError(f"cannot read influx.token_file {self.token_file}: {exc}") from exc
-        return None
+        return _secret(self.token, self.token_file, "influx.token_file")
 
     @model_validator(mode="after")
     def _positive(self) -> InfluxConfig:
@@ -144,16 +142,7 @@ class ControllerConfig(_Section):
     client_id: str = "edgebench-controller"
 
     def resolved_password(self) -> str | None:
-        if self.password is not None:
-            return self.password
-        if self.password_file is not None:
-            try:
-                return self.password_file.read_text().strip()
-            except OSError as exc:
-                raise EdgebenchError(
-                    f"cannot read controller.password_file {self.password_file}: {exc}"
-                ) from exc
-        return None
+        return _secret(self.password, self.password_file, "controller.password_file")
 
 
 class CollectorConfig(_Section):
