@@ -421,6 +421,15 @@ def test_daemon_killed_mid_job_reports_it_interrupted_and_runs_the_next(site: Si
     assert row["path"] == ["queued", "running", "interrupted"] and "daemon stopped" in row["detail"]
     nxt = wait_status(site, "after-kill")
     assert nxt.returncode == 0, nxt.stdout
+    d2.stop()  # a restart re-sends every settled state: stamped when it was entered, one point each
+    d2.start()
+    for state in [*_states(site, "killed").values(), *_states(site, "after-kill").values()]:
+        assert state["ts_ns"] == state["history"][-1]["ts_ns"], state
+    time.sleep(3)  # the collector has stored the re-sent states by now
+    points = site.influx.points(  # type: ignore[attr-defined]
+        "SELECT count(state) FROM campaign_job WHERE campaign = 'killed' AND state != 'running'", site.db
+    )
+    assert points[0]["count"] == 2, points  # queued, interrupted: the re-sends overwrote their points
 
 
 def test_regression_check_flags_the_slowed_device_only(site: Site) -> None:

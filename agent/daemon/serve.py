@@ -205,6 +205,10 @@ class Daemon:
         )
 
     def publish_state(self, job: QueuedJob, **extra: Any) -> None:
+        """Stamped with the time the job entered its state (a running job's progress: now), so a state
+        re-sent by :meth:`resend` is the same point to the collector, not one more."""
+        settled = job.history and job.state != "running"
+        entered = job.history[-1].ts_ns if settled else time.time_ns()
         state = JobState(
             job_id=job.job_id,
             campaign=job.campaign,
@@ -216,7 +220,7 @@ class Daemon:
             results=job.results,
             reason=job.reason,
             history=job.history,
-            ts_ns=time.time_ns(),
+            ts_ns=entered,
             **extra,
         )
         topic = state_topic(self.agent.fleet, self.agent.host, job.campaign, job.job_id)
