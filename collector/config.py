@@ -21,7 +21,6 @@ DEFAULT_STATUS_TOPIC = "edgebench/v1/+/+/status"
 DEFAULT_JOBS_TOPIC = "edgebench/v1/+/+/jobs/#"
 
 
-
 def _secret(value: str | None, file: Path | None, key: str) -> str | None:
     """A password given inline, or read from its file (which may not be readable: one clear line)."""
     if value is not None:
@@ -32,6 +31,7 @@ def _secret(value: str | None, file: Path | None, key: str) -> str | None:
         return file.read_text().strip()
     except OSError as exc:
         raise EdgebenchError(f"cannot read {key} {file}: {exc}") from exc
+
 
 class _Section(BaseModel):
     """Unknown keys are errors: a typo like ``bach_lines`` must not silently fall back to a default."""
