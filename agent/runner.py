@@ -13,19 +13,32 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import edgebench.agent as _agent
-from edgebench.agent.results.schema import LoadResult, MemoryResult, ResultDocument, RunConfig, SysInfo
+from edgebench.agent.results.schema import (
+    LoadResult,
+    MemoryResult,
+    ModelReport,
+    ResultDocument,
+    RunConfig,
+    SysInfo,
+)
 from edgebench.agent.runtimes import runtime_class
 from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions
-from edgebench.agent.scenarios.base import ScenarioContext, ScenarioOutput, run_point, speech_of_length
+from edgebench.agent.scenarios.base import (
+    ScenarioContext,
+    ScenarioOutput,
+    scenario_function,
+    speech_of_length,
+)
 from edgebench.agent.sweep import Point
 from edgebench.agent.trackers.latency import Timer
-from edgebench.agent.trackers.memory import MemoryTracker
+from edgebench.agent.trackers.memory import MemoryBudgetExceeded, MemoryTracker, rss_now
 from edgebench.models.frontend.logmel import LogMelFrontend
 from edgebench.models.registry import resolve
 
 if TYPE_CHECKING:
     from edgebench.agent.power.monitor import RunMonitor
     from edgebench.agent.runspec import RunSpec
+    from edgebench.models.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -83,15 +96,18 @@ def _run_sweep(
     progress: Progress,
     monitor: RunMonitor,
 ) -> Iterator[ResultDocument]:
-    frontend_cache: dict[int, LogMelFrontend] = {}
+    frontend_cache: dict[tuple[int, str], LogMelFrontend] = {}
     from edgebench.agent import allocator
 
     rule = spec.measurement.rule(allocator.apply(spec.measurement.allocator))  # before any model loads
+    budget = spec.measurement.max_rss_bytes
     engine = spec.engine
     seq = 0
     for model_name, runtime, precision, device in spec.sweep.sessions():
         model = resolve(model_name)
-        frontend = frontend_cache.setdefault(model.n_mels, LogMelFrontend(model.n_mels, engine.frontend))
+        backend = frontend_backend(engine.frontend, runtime)
+        frontend = frontend_cache.get((model.n_mels, backend)) or LogMelFrontend(model.n_mels, backend)
+        frontend_cache[(model.n_mels, backend)] = frontend
         options = SessionOptions(
             precision=precision,
             device=device,
@@ -101,31 +117,59 @@ def _run_sweep(
             beam_size=engine.beam_size,
             runtime_options=spec.runtime_options,
         )
-        progress.status(f"loading {model.name} on {runtime}/{precision}/{device}")
         session = runtime_class(runtime)(model, options, frontend)
-        with Timer() as load_timer:
-            session.load()
+        progress.status(f"preparing {model.name} for {runtime}/{precision} (an export runs once, cached)")
+        session.prepare()  # in a child process: its imports and peak are not this run's memory
+        progress.status(f"loading {model.name} on {runtime}/{precision}/{device}")
+        points = spec.sweep.points(model.family == "hybrid", _default_seconds(model))
+        load = LoadMemory(before=rss_now())
+        load_tracker = MemoryTracker(budget_bytes=budget)  # bound before entering: it may raise there
+        try:
+            with Timer() as load_timer, load_tracker:
+                session.load()
+        except MemoryBudgetExceeded:
+            load.finish(load_tracker.result)
+            sysinfo = sysinfo_factory(None)
+            try:
+                for point in points:  # each configuration says why it has no figures; the sweep goes on
+                    memory = load.window(load_tracker.result)
+                    output = _over_budget(memory, "while loading the model")
+                    yield _document(spec, identity, session, model.name, point, output, memory, sysinfo, seq)
+                    seq += 1
+            finally:
+                session.close()
+            continue
+        load.finish(load_tracker.result)
         sysinfo = sysinfo_factory(session.device if session.device != "cpu" else None)
         try:
-            window = model.options.get("window_s")
-            default_seconds = window if isinstance(window, float) else 10.0
-            for point in spec.sweep.points(model.family == "hybrid", default_seconds):
+            for point in points:
                 label = _label(model.name, runtime, precision, session.device, point)
                 progress.point_started(label, None if point.scenario == "load" else rule.min_iterations)
                 if point.scenario == "load":
                     window = monitor.window()
-                    output, memory = _measure_load(session, dataset, load_timer.elapsed_s)
+                    output = _measure_load(session, dataset, load_timer.elapsed_s)
+                    memory = load.window(load_tracker.result)  # the load's own peak and share
                     energy, telemetry, monitor_warnings = monitor.finish(window, None)
                     output.fields.update(energy=energy, telemetry=telemetry)
                     output.warnings.extend(monitor_warnings)
                 else:
+                    run = scenario_function(point.scenario)
                     ctx = ScenarioContext(
                         session, rule, dataset, on_iteration=progress.iteration, monitor=monitor
                     )
                     session.memory_peak_reset()
-                    with MemoryTracker() as tracker:
-                        output = run_point(ctx, point)
-                    memory = tracker.result
+                    exceeded = False
+                    tracker = MemoryTracker(budget_bytes=budget)
+                    try:
+                        with tracker:
+                            output = run(ctx, point)
+                    except MemoryBudgetExceeded:
+                        exceeded = True
+                    memory = load.window(tracker.result)
+                    if exceeded:
+                        output = _over_budget(memory, "during the measurement")
+                    elif memory.budget_exceeded_at_bytes is not None:
+                        output.warnings.append(_budget_line(memory, "(seen after it finished)"))
                     if tracker.warning:
                         output.warnings.append(f"memory: {tracker.warning}")
                     if memory.cuda_peak_allocated_bytes is None:
@@ -137,9 +181,83 @@ def _run_sweep(
             session.close()
 
 
-def _measure_load(
-    session: RuntimeSession, dataset: list, load_s: float
-) -> tuple[ScenarioOutput, MemoryResult | None]:
+def frontend_backend(requested: str, runtime: str) -> str:
+    """``auto`` means torch only for the torch runtime (which has torch loaded anyway); every other
+    runtime gets the numpy front end, so a device running ONNX Runtime, CTranslate2 or LiteRT never
+    imports torch for its features (about 300 MB of RSS that is not the model's)."""
+    if requested == "auto" and runtime != "torch":
+        return "numpy"
+    return requested
+
+
+def _default_seconds(model: ModelSpec) -> float:
+    window = model.options.get("window_s")
+    return window if isinstance(window, float) else 10.0
+
+
+@dataclass
+class LoadMemory:
+    """RSS around one session's model load, shared by the documents of its configurations."""
+
+    before: int
+    after: int | None = None
+    load_peak: int | None = None
+
+    def finish(self, tracker_result: MemoryResult) -> None:
+        self.after = rss_now()
+        self.load_peak = tracker_result.peak_rss_bytes
+
+    def window(self, measured: MemoryResult) -> MemoryResult:
+        """``measured`` (one configuration's window, or the load itself) with the load figures and the
+        model's share: the most the process held above what it held before the model loaded."""
+        peak = max(measured.peak_rss_bytes, self.load_peak or 0)
+        return measured.model_copy(
+            update={
+                "before_load_rss_bytes": self.before,
+                "after_load_rss_bytes": self.after,
+                "load_peak_rss_bytes": self.load_peak,
+                "model_share_bytes": max(peak - self.before, 0),
+            }
+        )
+
+
+def _model_report(session: RuntimeSession) -> ModelReport:
+    """The session's model report; for a model that never finished loading (``--max-rss``), what is
+    known without it."""
+    try:
+        return session.model_report()
+    except Exception:
+        return ModelReport(
+            name=session.spec.name,
+            family=session.spec.family,
+            trained=False,
+            weights_source="not loaded (memory budget exceeded)",
+            params={},
+        )
+
+
+def _budget_line(memory: MemoryResult, when: str) -> str:
+    at = (memory.budget_exceeded_at_bytes or memory.peak_rss_bytes) / 2**20
+    return f"exceeded budget at {at:.0f} MB (--max-rss {(memory.budget_bytes or 0) / 2**20:.0f}) {when}"
+
+
+def _over_budget(memory: MemoryResult, when: str) -> ScenarioOutput:
+    """A configuration stopped by ``--max-rss``: no figures, the memory it reached and why."""
+    from edgebench.agent.results.schema import MeasurementPolicy
+
+    line = _budget_line(memory, when)
+    policy = MeasurementPolicy(
+        warmup=0,
+        min_iterations=0,
+        min_duration_s=0.0,
+        max_iterations=0,
+        max_duration_s=0.0,
+        stopped_because=line,
+    )
+    return ScenarioOutput({"policy": policy}, [line])
+
+
+def _measure_load(session: RuntimeSession, dataset: list, load_s: float) -> ScenarioOutput:
     """Cold first inference right after loading, then a warm one: what a user waits for on startup."""
     feats = session.features([speech_of_length(dataset, 5.0)])
     with Timer(sync=session.synchronize) as first:
@@ -147,7 +265,7 @@ def _measure_load(
     with Timer(sync=session.synchronize) as warm:
         session.forward(feats)
     result = LoadResult(load_s=load_s, first_inference_s=first.elapsed_s, warm_inference_s=warm.elapsed_s)
-    return ScenarioOutput({"load": result}), None
+    return ScenarioOutput({"load": result})
 
 
 def _label(model: str, runtime: str, precision: str, device: str, p: Point) -> str:
@@ -231,7 +349,7 @@ def _document(
         device_class=sysinfo.device_class,
         edgebench_version=_agent.__version__,
         config=config,
-        model=session.model_report(),
+        model=_model_report(session),
         sysinfo=sysinfo,
         memory=memory,
         warnings=warnings,

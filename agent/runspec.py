@@ -72,6 +72,9 @@ class MeasurementSpec(_Part):
     """Keep measuring until the coefficient of variation (%) is below this."""
     max_iterations: int = 10_000
     max_duration_s: float = 120.0
+    max_rss_mb: float | None = None
+    """``--max-rss``: a configuration whose process RSS goes above this many MB (2^20 bytes) is stopped
+    with the budget as its reason and the sweep goes on (``agent/trackers/memory.py``)."""
     allocator: Literal["pinned", "system"] = "pinned"
     """glibc's malloc thresholds pinned (stable from one process to the next) or left dynamic
     (``agent/allocator.py``)."""
@@ -87,6 +90,8 @@ class MeasurementSpec(_Part):
                 raise EdgebenchError(f"{flag} must be >= {low} (got {value})")
         if self.min_duration_s < 0 or self.max_duration_s <= 0:
             raise EdgebenchError("--min-duration must be >= 0 and --max-duration > 0")
+        if self.max_rss_mb is not None and self.max_rss_mb <= 0:
+            raise EdgebenchError(f"--max-rss is in MB and must be > 0 (got {self.max_rss_mb:g})")
         if self.max_cv_percent is not None and not 0 < self.max_cv_percent < 100:
             raise EdgebenchError(f"--max-cv is a percentage between 0 and 100 (got {self.max_cv_percent:g})")
         return self
@@ -105,6 +110,10 @@ class MeasurementSpec(_Part):
             max_iterations=self.max_iterations,
             max_duration_s=self.max_duration_s,
         )
+
+    @property
+    def max_rss_bytes(self) -> int | None:
+        return None if self.max_rss_mb is None else int(self.max_rss_mb * 2**20)
 
     def worst_case_s(self, points: int) -> float:
         """An upper bound of the measured time of ``points`` configurations (the caps win over every
@@ -329,6 +338,7 @@ OPTIONS: dict[str, Option] = {
     "max_iterations": Option("measurement.max_iterations", "int"),
     "max_duration": Option("measurement.max_duration_s", "float"),
     "malloc": Option("measurement.allocator", "str"),
+    "max_rss": Option("measurement.max_rss_mb", "float", optional=True),
     "frontend": Option("engine.frontend", "str"),
     "weights": Option("engine.weights", "str", optional=True),
     "beam_size": Option("engine.beam_size", "int"),

@@ -148,8 +148,20 @@ def inference_fields(doc: ResultDocument) -> dict[str, Any]:
         mem = doc.memory
         fields["peak_rss_bytes"] = int(mem.peak_rss_bytes)
         fields["baseline_rss_bytes"] = int(mem.baseline_rss_bytes)
-        if mem.cuda_peak_allocated_bytes is not None:
-            fields["cuda_peak_allocated_bytes"] = int(mem.cuda_peak_allocated_bytes)
+        for name in (
+            "cuda_peak_allocated_bytes",
+            "before_load_rss_bytes",
+            "after_load_rss_bytes",
+            "load_peak_rss_bytes",
+            "model_share_bytes",
+            "peak_pss_bytes",
+            "peak_uss_bytes",
+            "budget_bytes",
+            "budget_exceeded_at_bytes",
+        ):
+            value = getattr(mem, name)
+            if value is not None:
+                fields[name] = int(value)
     if doc.energy is not None:
         e = doc.energy
         fields["energy_source"] = e.source

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -210,6 +211,73 @@ def test_hybrid_models_sweep_ctc_weights_batches_and_int8() -> None:
             assert d["generate"]["new_tokens"] == 5
     weights = sorted({d["config"]["ctc_weight"] for d in docs if d["transcribe"]})
     assert weights == [0.0, 0.3, 1.0]
+
+
+def test_memory_split_is_consistent() -> None:
+    """Before the load <= after it <= the largest peak; the model's share is that peak minus the RSS
+    before the load; USS <= PSS <= RSS where Linux gives them. Structure only: no machine's numbers."""
+    proc = run_cli(
+        "run",
+        "-m",
+        "lstm-ctc:tiny",
+        "--scenario",
+        "load,forward,transcribe",
+        "--precision",
+        "fp32,int8",
+        "--limit",
+        "2",
+        "--json",
+        "--no-store",
+        *FAST,
+    )
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    assert len(docs) == 6 and all(d["schema_version"] == "1.6" for d in docs)
+    for d in docs:
+        m = d["memory"]
+        top = max(m["peak_rss_bytes"], m["load_peak_rss_bytes"])
+        assert 0 < m["before_load_rss_bytes"] <= m["after_load_rss_bytes"] <= top, m
+        assert m["model_share_bytes"] == top - m["before_load_rss_bytes"], m
+        if m["peak_pss_bytes"] is not None:
+            assert 0 < m["peak_uss_bytes"] <= m["peak_pss_bytes"] <= m["peak_rss_bytes"], m
+    table = run_cli("run", "-m", "lstm-ctc:tiny", "--scenario", "forward", "--no-store", *FAST)
+    assert "model's share" in table.stdout and re.search(r"\b\d+/\d+\s*$", table.stdout, re.M), table.stdout
+
+
+def test_max_rss_stops_each_configuration_and_the_sweep_goes_on(tmp_path) -> None:
+    """A budget below what any configuration needs: every one ends with the budget as its reason (at load
+    or in the window), nothing is lost (each is stored), the sweep reaches its end, exit 0 (being over a
+    budget is a finding, not an error)."""
+    env = {"EDGEBENCH_DATA_DIR": str(tmp_path)}
+    proc = run_cli(
+        "run",
+        "-m",
+        "lstm-ctc:tiny,conformer-hybrid:tiny",
+        "--scenario",
+        "forward,transcribe",
+        "--max-rss",
+        "1",
+        "--limit",
+        "2",
+        "--json",
+        *FAST,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    assert len(docs) == 4
+    for d in docs:
+        m = d["memory"]
+        assert m["budget_bytes"] == 2**20 and m["budget_exceeded_at_bytes"] > 2**20, m
+        assert d["policy"]["stopped_because"].startswith("exceeded budget at ")
+        assert "--max-rss 1" in d["policy"]["stopped_because"]
+        assert d["forward"] is None and d["transcribe"] is None
+    stored = run_cli("results", "export", "--format", "json", env=env)
+    assert len(json.loads(stored.stdout)) == 4
+    table = run_cli("run", "-m", "lstm-ctc:tiny", "--scenario", "forward", "--max-rss", "1", *FAST, env=env)
+    assert table.returncode == 0 and "OVER --max-rss" in table.stdout, table.stdout + table.stderr
+    bad = run_cli("run", "-m", "lstm-ctc:tiny", "--max-rss", "0")
+    assert one_line_error(bad).endswith("--max-rss is in MB and must be > 0 (got 0)")
 
 
 def test_user_dataset_directory(tmp_path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import mmap
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from edgebench.agent.stats import StoppingRule, summarize
 from edgebench.agent.trackers import latency as latency_mod
 from edgebench.agent.trackers import memory as memory_mod
 from edgebench.agent.trackers.latency import Measurement, Timer, measure
-from edgebench.agent.trackers.memory import MemoryTracker, model_size_bytes
+from edgebench.agent.trackers.memory import MemoryBudgetExceeded, MemoryTracker, model_size_bytes
 from edgebench.agent.trackers.sysinfo import (
     collect_sysinfo,
     detect_device_class,
@@ -217,6 +218,55 @@ def test_poller_failing_to_start_falls_back(monkeypatch):
         pass
     assert mt.warning is not None and "could not start" in mt.warning
     assert mt.result.peak_rss_bytes > 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="no smaps_rollup (Linux < 4.14)")
+def test_pss_and_uss_are_sampled_and_ordered():
+    """USS (private pages) <= PSS (shared pages split) <= RSS (shared pages counted whole)."""
+    with MemoryTracker() as mt:
+        _transient_200mb()
+    r = mt.result
+    assert r.peak_uss_bytes is not None and r.peak_pss_bytes is not None
+    assert 0 < r.peak_uss_bytes <= r.peak_pss_bytes <= r.peak_rss_bytes
+    assert r.budget_bytes is None and r.budget_exceeded_at_bytes is None
+
+
+def _grow_until(limit_bytes: int) -> list[np.ndarray]:
+    """Allocate 10 MB at a time (written, so resident) up to ``limit_bytes``."""
+    held: list[np.ndarray] = []
+    while sum(b.nbytes for b in held) < limit_bytes:
+        held.append(np.ones(10 * MB, dtype=np.uint8))
+        time.sleep(0.02)
+    return held
+
+
+def test_budget_interrupts_the_window_and_the_result_says_where():
+    budget = psutil.Process().memory_info().rss + 100 * MB
+    mt = MemoryTracker(budget_bytes=budget)
+    held: list[np.ndarray] = []
+    with pytest.raises(MemoryBudgetExceeded), mt:
+        held = _grow_until(600 * MB)  # never finishes: stopped past +100 MB
+    assert not held, "the allocation loop ran to its end: the budget did not interrupt it"
+    r = mt.result
+    assert r.budget_bytes == budget
+    assert r.budget_exceeded_at_bytes is not None and r.budget_exceeded_at_bytes > budget
+    assert r.peak_rss_bytes < budget + 300 * MB
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handler restored
+    assert _gone(mt.poller_pid)
+
+
+def test_budget_already_exceeded_raises_on_entry_with_a_result():
+    mt = MemoryTracker(budget_bytes=1 * MB)
+    with pytest.raises(MemoryBudgetExceeded), mt:
+        time.sleep(2)  # the poller's first sample is above 1 MB: the window must not run
+    assert mt.result.budget_exceeded_at_bytes is not None
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+
+
+def test_generous_budget_changes_nothing():
+    with MemoryTracker(budget_bytes=10**12) as mt:
+        _transient_200mb()
+    assert mt.result.budget_exceeded_at_bytes is None and mt.result.budget_bytes == 10**12
 
 
 def test_result_before_exit_raises():

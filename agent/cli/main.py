@@ -97,6 +97,14 @@ def run(
     ] = None,
     max_iterations: Annotated[int, typer.Option(help="Cap on iterations per configuration.")] = 10_000,
     max_duration: Annotated[float, typer.Option(help="Cap on seconds per configuration.")] = 120.0,
+    max_rss: Annotated[
+        float | None,
+        typer.Option(
+            metavar="MB",
+            help="Memory budget: a configuration above this RSS is stopped with the budget as its "
+            "reason and the sweep goes on (instead of the OOM killer stopping everything).",
+        ),
+    ] = None,
     malloc: Annotated[
         str,
         typer.Option(
@@ -105,7 +113,11 @@ def run(
         ),
     ] = "pinned",
     frontend: Annotated[
-        str, typer.Option(help="Log-mel front end: auto (torch, else numpy), torch, numpy, librosa.")
+        str,
+        typer.Option(
+            help="Log-mel front end: auto (torch for the torch runtime, numpy for the others), torch, "
+            "numpy, librosa."
+        ),
     ] = "auto",
     weights: Annotated[
         str | None,

@@ -80,7 +80,8 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
         # One space between columns and none at the edges: nine columns fit 80 characters.
         collapse_padding=True,
         pad_edge=False,
-        caption="latency: mean±95% CI, p50/p90 in ms · RSS: peak resident memory" + energy_caption(docs),
+        caption="latency: mean±95% CI, p50/p90 in ms · MiB: the model's share (peak RSS − RSS before it"
+        " loaded) / the process's peak RSS" + energy_caption(docs),
         caption_justify="left",
     )
     for col in varying:
@@ -95,7 +96,7 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
         ("throughput", "right", True),
         ("RTF", "right", True),
         ("WER/CER", "right", True),
-        ("RSS MiB", "right", False),
+        ("MiB", "right", True),
     ]:
         t.add_column(col, justify=just, overflow="fold", no_wrap=no_wrap)  # type: ignore[arg-type]
     has_energy = any(d.energy is not None and d.energy.joules_total is not None for d in docs)
@@ -123,14 +124,26 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
             lat = f"{d.load.load_s:.2f} s"
             thr = f"cold {d.load.first_inference_s * 1e3:.0f} ms"
             pct = f"warm {d.load.warm_inference_s * 1e3:.0f}"
-        peak = fmt_mib(d.memory.peak_rss_bytes) if d.memory else "–"
+        peak = _memory(d)
         row = [axes[k](d) for k in varying]
         scenario = d.config.scenario
+        if d.memory is not None and d.memory.budget_exceeded_at_bytes is not None:
+            scenario += " [bold red]OVER --max-rss[/]"
         if d.telemetry is not None and d.telemetry.throttled:
             scenario += " [bold red]THROTTLED[/]"
         energy = _energy(d) if has_energy else ()
         t.add_row(*row, scenario, _config(d), n, lat, pct, thr, rtf, acc, peak, *energy)
     return t
+
+
+def _memory(d: ResultDocument) -> str:
+    """'share/peak' in MiB (the share alone means little without the peak, and the other way round)."""
+    m = d.memory
+    if m is None:
+        return "–"
+    if m.model_share_bytes is None:  # a document from before schema 1.6
+        return fmt_mib(m.peak_rss_bytes)
+    return f"{fmt_mib(m.model_share_bytes)}/{fmt_mib(m.peak_rss_bytes)}"
 
 
 def models_params_table(docs: Sequence[ResultDocument]) -> Table:

@@ -322,3 +322,27 @@ def _copied_or_explain(spec: ModelSpec, options: ExportOptions, why: str) -> Exp
         f"the exporters and copy the directory it prints into {exports_root()} (or pass it with "
         "--weights DIR)"
     )
+
+
+def export_in_child(spec_name: str, options: ExportOptions) -> None:
+    """Export ``spec_name`` into the cache in a separate ``edgebench-agent export`` process, unless an
+    export with these options is there already. Exporting imports torch (and onnx, transformers,
+    litert-torch) and peaks at several times the model's size: done in this process it would be counted
+    as the runtime's memory, and stay imported while the runtime is measured."""
+    import subprocess
+    import sys
+
+    from edgebench.models.registry import resolve
+
+    if options.weights is not None or find_copied_export(resolve(spec_name), options) is not None:
+        return
+    cmd = [sys.executable, "-c", "from edgebench.agent.cli.main import main; main()", "export"]
+    cmd += ["--model", spec_name, "--to", options.target, "--precision", options.precision]
+    cmd += ["--seed", str(options.seed), "--json"]
+    if options.quantize:
+        cmd += ["--quantize", options.quantize]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        last = last.removeprefix("edgebench-agent: error: ")
+        raise EdgebenchError(f"exporting {spec_name} to {options.target} failed: {last}")

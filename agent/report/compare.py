@@ -8,7 +8,8 @@ When the same configuration was measured more than once (several runs, or the sa
 twice) the newest measurement is used and the older ones are counted as superseded.
 
 speedup = baseline latency / latency (> 1: faster than the baseline); throughput and tokens/s ratios =
-value / baseline value; memory ratio = peak RSS / baseline peak RSS (< 1: less memory); WER delta =
+value / baseline value; memory ratio = the model's share of memory / the baseline's (peak RSS for documents
+before schema 1.6; < 1: less memory); WER delta =
 WER - baseline WER (absolute); energy ratio = energy per unit of work / baseline's (< 1: less energy).
 """
 
@@ -27,6 +28,7 @@ from edgebench.agent.report.metrics import (
     Metrics,
     axis_value,
     fmt_axis,
+    memory_ratio,
     metrics,
     ratio,
 )
@@ -114,7 +116,7 @@ class Row:
 
     @property
     def memory_ratio(self) -> float | None:
-        return ratio(self.m.peak_rss_bytes, self.bm.peak_rss_bytes)
+        return memory_ratio(self.m, self.bm)
 
     @property
     def wer_delta(self) -> float | None:
@@ -154,6 +156,8 @@ class Row:
             "baseline_rtf": bm.rtf,
             "peak_rss_bytes": m.peak_rss_bytes,
             "baseline_peak_rss_bytes": bm.peak_rss_bytes,
+            "model_share_bytes": m.model_share_bytes,
+            "baseline_model_share_bytes": bm.model_share_bytes,
             "memory_ratio": self.memory_ratio,
             "wer": m.wer,
             "baseline_wer": bm.wer,
@@ -209,7 +213,8 @@ class Comparison:
             "definitions": {
                 "speedup": "baseline latency_s / latency_s",
                 "throughput_ratio": "throughput / baseline throughput",
-                "memory_ratio": "peak_rss_bytes / baseline peak_rss_bytes",
+                "memory_ratio": "model_share_bytes / baseline model_share_bytes (peak_rss_bytes for "
+                "documents before schema 1.6)",
                 "wer_delta": "wer - baseline wer",
                 "energy_ratio": "energy per unit of work / baseline's",
             },

@@ -152,9 +152,19 @@ class Metrics:
     wer: float | None
     cer: float | None
     peak_rss_bytes: int | None
+    model_share_bytes: int | None
+    """Peak RSS minus the RSS before the model loaded (schema 1.6; None for older documents)."""
     energy: float | None
     energy_unit: str | None
     average_w: float | None
+
+
+def memory_ratio(m: Metrics, bm: Metrics) -> float | None:
+    """Memory against a baseline: the model's shares where both are known (the harness's own imports
+    are on both sides and would pull every ratio towards 1), else the peaks (documents before 1.6)."""
+    if m.model_share_bytes is not None and bm.model_share_bytes is not None:
+        return ratio(m.model_share_bytes, bm.model_share_bytes)
+    return ratio(m.peak_rss_bytes, bm.peak_rss_bytes)
 
 
 def metrics(doc: ResultDocument) -> Metrics:
@@ -196,6 +206,7 @@ def metrics(doc: ResultDocument) -> Metrics:
         wer=wer,
         cer=cer,
         peak_rss_bytes=doc.memory.peak_rss_bytes if doc.memory else None,
+        model_share_bytes=doc.memory.model_share_bytes if doc.memory else None,
         energy=energy,
         energy_unit=energy_unit,
         average_w=average_w,

@@ -16,6 +16,7 @@ from rich.table import Table
 from edgebench.agent.report.compare import Comparison
 from edgebench.agent.report.metrics import (
     SETUP_AXES,
+    Metrics,
     axis_value,
     emulation_mark,
     fmt_axis,
@@ -55,6 +56,13 @@ def fmt_mib(n: int | None) -> str:
     return "–" if n is None else f"{n / 2**20:.0f}"
 
 
+def memory_cell(m: Metrics) -> str:
+    """'model share/peak' in MiB; the peak alone for documents older than schema 1.6."""
+    if m.model_share_bytes is None:
+        return fmt_mib(m.peak_rss_bytes)
+    return f"{fmt_mib(m.model_share_bytes)}/{fmt_mib(m.peak_rss_bytes)}"
+
+
 def fmt_pct(x: float | None) -> str:
     return "–" if x is None else f"{x * 100:.1f}%"
 
@@ -80,7 +88,8 @@ def comparison_table(cmp: Comparison, title: str | None = None) -> Table:
         box=box.SIMPLE_HEAD,
         caption=(
             "speedup = baseline latency / latency (>1 faster) · thr × = throughput / baseline · "
-            "mem × = peak RSS / baseline"
+            "MiB = the model's share (peak RSS − RSS before it loaded) / peak RSS · mem × = model's share "
+            "/ baseline's"
             + (" · ΔWER = WER − baseline WER" if has_wer else "")
             + (" · energy × = energy per unit of work / baseline" if has_energy else "")
         ),
@@ -91,7 +100,7 @@ def comparison_table(cmp: Comparison, title: str | None = None) -> Table:
     t.add_column("scenario")
     t.add_column("config", overflow="fold")
     t.add_column(base_axis, style="bold")
-    for col in ("latency ms", "speedup", "throughput", "thr ×", "RSS MiB", "mem ×"):
+    for col in ("latency ms", "speedup", "throughput", "thr ×", "MiB", "mem ×"):
         t.add_column(col, justify="right")
     if has_wer:
         t.add_column("WER", justify="right")
@@ -112,7 +121,7 @@ def comparison_table(cmp: Comparison, title: str | None = None) -> Table:
             "baseline" if r.is_baseline else fmt_times(r.speedup),
             fmt_throughput(r.m.throughput, r.m.throughput_unit),
             "" if r.is_baseline else fmt_times(r.throughput_ratio),
-            fmt_mib(r.m.peak_rss_bytes),
+            memory_cell(r.m),
             "" if r.is_baseline else fmt_times(r.memory_ratio, higher_is_better=False),
         ]
         if has_wer:
@@ -184,14 +193,15 @@ def report_table(docs: Sequence[ResultDocument], title: str = "edgebench results
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
-        caption="latency: mean ± 95% CI in ms (load: load time) · RSS: peak resident memory",
+        caption="latency: mean ± 95% CI in ms (load: load time) · MiB: the model's share (peak RSS − RSS "
+        "before it loaded) / peak RSS",
         caption_justify="left",
     )
     for a in shown:
         t.add_column(a, overflow="fold")
     t.add_column("scenario")
     t.add_column("config", overflow="fold")
-    for col in ("latency ms", "throughput", "RSS MiB"):
+    for col in ("latency ms", "throughput", "MiB"):
         t.add_column(col, justify="right")
     if has_rtf:
         t.add_column("RTF", justify="right")
@@ -206,7 +216,7 @@ def report_table(docs: Sequence[ResultDocument], title: str = "edgebench results
             lat += f" ± {m.latency_ci_half_s * 1e3:.1f}"
         cells = [fmt_axis(axis_value(d, a)) for a in shown]
         cells += [d.config.scenario, workload_label(d), lat]
-        cells += [fmt_throughput(m.throughput, m.throughput_unit), fmt_mib(m.peak_rss_bytes)]
+        cells += [fmt_throughput(m.throughput, m.throughput_unit), memory_cell(m)]
         if has_rtf:
             cells.append(fmt_num(m.rtf, ".3f"))
         if has_wer:

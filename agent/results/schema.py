@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
-SCHEMA_VERSION = "1.5"
+SCHEMA_VERSION = "1.6"
 SUPPORTED_MAJOR = 1
 SUPPORTED_MINOR = int(SCHEMA_VERSION.split(".")[1])
 """Documents of a *newer* minor version (same major) are read with their unknown fields ignored and
@@ -217,12 +217,35 @@ class LoadResult(_Doc):
 
 
 class MemoryResult(_Doc):
+    """Memory of the agent process: what the model (runtime included) needed, apart from what the
+    harness had before it loaded. RSS counts shared libraries and mapped weight files in full; PSS
+    shares them out between the processes mapping them, USS counts only this process's private pages
+    (Linux; see docs/memory.md)."""
+
     peak_rss_bytes: int
-    """Peak resident set size of the agent process during the measurement (sampled every ~10 ms)."""
+    """Peak resident set size of the agent process during the measured window (sampled every ~10 ms,
+    plus the kernel's exact high-water mark)."""
     baseline_rss_bytes: int
-    """RSS just before the measurement (model loaded)."""
+    """RSS just before the measured window (the model loaded)."""
     cuda_peak_allocated_bytes: int | None = None
     sampling_interval_s: float
+    before_load_rss_bytes: int | None = None
+    """RSS before the model loaded: the harness, its imports and the dataset (schema 1.6)."""
+    after_load_rss_bytes: int | None = None
+    """RSS right after the model loaded (schema 1.6)."""
+    load_peak_rss_bytes: int | None = None
+    """Peak RSS while loading (a conversion or a file read whole may peak above what runs after)."""
+    model_share_bytes: int | None = None
+    """``max(peak during loading, peak_rss_bytes) - before_load_rss_bytes``: what running this model
+    cost on top of the harness — the figure to compare runtimes and precisions by (schema 1.6)."""
+    peak_pss_bytes: int | None = None
+    """Peak proportional set size during the window (sampled every ~100 ms; Linux)."""
+    peak_uss_bytes: int | None = None
+    """Peak unique set size (private pages) during the window (sampled every ~100 ms; Linux)."""
+    budget_bytes: int | None = None
+    """``--max-rss``: the budget this configuration ran under."""
+    budget_exceeded_at_bytes: int | None = None
+    """The RSS at which the budget was found exceeded (the configuration was stopped there)."""
 
 
 class EnergyResult(_Doc):

@@ -67,6 +67,11 @@ class RuntimeSession(ABC):
     def threads(self) -> int:
         """Intra-op threads in use."""
 
+    def prepare(self) -> None:
+        """Make the files ``load`` reads exist (an export, a conversion) *before* this process's memory
+        is taken as the harness's baseline, without loading them here. Default: nothing to prepare."""
+        return None
+
     @abstractmethod
     def load(self) -> None:
         """Load weights onto the device at the requested precision (timed by the load scenario)."""

@@ -204,6 +204,11 @@ class LiteRTSession(RuntimeSession):
             seed=self.options.seed,
         )
 
+    def prepare(self) -> None:
+        from edgebench.agent.export.cache import export_in_child
+
+        export_in_child(self.spec.name, self.export_options())
+
     def load(self) -> None:
         standalone = standalone_tflite(self.options.weights)
         if standalone is not None:

@@ -150,6 +150,11 @@ class OnnxRuntimeSession(RuntimeSession):
             seed=self.options.seed,
         )
 
+    def prepare(self) -> None:
+        from edgebench.agent.export.cache import export_in_child
+
+        export_in_child(self.spec.name, self.export_options())
+
     def load(self) -> None:
         from edgebench.agent.export.pipeline import export_model
 

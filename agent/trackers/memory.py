@@ -30,7 +30,8 @@ _READY_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0
 
 
-def _rss_now() -> int:
+def rss_now() -> int:
+    """This process's resident set size now."""
     import psutil
 
     return int(psutil.Process().memory_info().rss)
@@ -73,6 +74,14 @@ def _torch_cuda() -> Any | None:
         return None
 
 
+class MemoryBudgetExceeded(Exception):
+    """Raised in the measured code when the poller found the process above ``--max-rss``."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        super().__init__(f"memory budget exceeded (--max-rss {budget_bytes // 2**20} MB)")
+        self.budget_bytes = budget_bytes
+
+
 class MemoryTracker:
     """``with MemoryTracker() as mt: <measured work>`` then ``mt.result`` (a :class:`MemoryResult`).
 
@@ -86,9 +95,22 @@ class MemoryTracker:
     """
 
     def __init__(
-        self, interval_s: float = 0.01, cuda_device: Any | None = None, poller_nice: int = 19
+        self,
+        interval_s: float = 0.01,
+        cuda_device: Any | None = None,
+        poller_nice: int = 19,
+        budget_bytes: int | None = None,
     ) -> None:
         self.interval_s = interval_s
+        self.budget_bytes = budget_bytes
+        """``--max-rss``: above it the poller signals this process (SIGUSR1) and the measured code is
+        interrupted with :class:`MemoryBudgetExceeded` (at the next Python instruction: a runtime's
+        own C++ call finishes first)."""
+        self._previous_handler: Any = None
+        self._installed = False
+        self._armed = False
+        self._pending = False
+        self._closing = False
         self.poller_nice = poller_nice
         """CPU niceness of the poller (see :mod:`._rss_poller` for why it runs at low priority)."""
         self.cuda_device = cuda_device
@@ -122,11 +144,52 @@ class MemoryTracker:
         cuda = _torch_cuda()
         if cuda is not None:
             cuda.reset_peak_memory_stats(self.cuda_device)
-        self._start_poller()
-        # Baseline and HWM reset after the poller is up: starting it must not count as the measured work.
-        self._baseline = _rss_now()
-        self._hwm_reset = _reset_hwm()
+        self._arm_budget()
+        try:
+            self._start_poller()
+            # Baseline and HWM reset after the poller is up: starting it must not count as the work.
+            self._baseline = rss_now()
+            self._hwm_reset = _reset_hwm()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        if self._pending:  # over budget before the window opened: the result says so, then raise
+            self.__exit__(None, None, None)
+            raise MemoryBudgetExceeded(self.budget_bytes or 0)
+        self._armed = self._installed
         return self
+
+    def _arm_budget(self) -> None:
+        if self.budget_bytes is None:
+            return
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            self._warn("--max-rss is enforced only when measuring on the main thread")
+            return
+        budget = self.budget_bytes
+
+        def over_budget(signum: int, frame: object) -> None:
+            # Raised only inside the window: not while the tracker starts (noted, raised once it is
+            # open) nor once it is closing (its own exit must finish).
+            if self._armed:
+                self._armed = False
+                raise MemoryBudgetExceeded(budget)
+            if not self._closing:
+                self._pending = True
+
+        self._pending = False
+        self._closing = False
+        self._previous_handler = signal.signal(signal.SIGUSR1, over_budget)
+        self._installed = True
+
+    def _disarm_budget(self) -> None:
+        if self._installed:
+            import signal
+
+            signal.signal(signal.SIGUSR1, self._previous_handler)
+            self._installed = False
 
     def _start_poller(self) -> None:
         cmd = [
@@ -136,6 +199,7 @@ class MemoryTracker:
             str(os.getpid()),
             repr(self.interval_s),
             str(self.poller_nice),
+            str(self.budget_bytes or 0),
         ]
         try:
             proc = subprocess.Popen(
@@ -169,8 +233,8 @@ class MemoryTracker:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=_STOP_TIMEOUT_S)
 
-    def _stop_poller(self) -> int | None:
-        """Stop the poller and return its peak, or None (with a warning) if it failed."""
+    def _stop_poller(self) -> dict[str, Any] | None:
+        """Stop the poller and return its report, or None (with a warning) if it failed."""
         proc = self._proc
         if proc is None:
             return None
@@ -187,7 +251,8 @@ class MemoryTracker:
         try:
             report = json.loads(out.strip().splitlines()[-1])
             self.poller_samples = int(report["samples"])
-            return int(report["peak_rss_bytes"])
+            int(report["peak_rss_bytes"])
+            return dict(report)
         except (ValueError, IndexError, KeyError, TypeError):
             self._warn(f"RSS poller gave no report (exit code {proc.returncode})")
             return None
@@ -198,9 +263,13 @@ class MemoryTracker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        exit_rss = _rss_now()
+        self._armed = False
+        self._closing = True
+        exit_rss = rss_now()
         hwm = _read_hwm() if self._hwm_reset else None
-        polled = self._stop_poller()
+        report = self._stop_poller() or {}
+        self._disarm_budget()  # after the poller is gone: no signal can arrive unhandled
+        polled = report.get("peak_rss_bytes")
         self._proc_done()
         if polled is None:
             if hwm is not None:
@@ -212,11 +281,18 @@ class MemoryTracker:
         cuda = _torch_cuda()
         if cuda is not None:
             cuda_peak = int(cuda.max_memory_allocated(self.cuda_device))
+        exceeded = report.get("exceeded_at_bytes")
+        if exceeded is None and self.budget_bytes is not None and peak > self.budget_bytes:
+            exceeded = peak  # between two samples, or before the poller started: seen at exit
         self._result = MemoryResult(
             peak_rss_bytes=peak,
             baseline_rss_bytes=self._baseline,
             cuda_peak_allocated_bytes=cuda_peak,
             sampling_interval_s=self.interval_s,
+            peak_pss_bytes=report.get("peak_pss_bytes"),
+            peak_uss_bytes=report.get("peak_uss_bytes"),
+            budget_bytes=self.budget_bytes,
+            budget_exceeded_at_bytes=exceeded,
         )
 
     def _proc_done(self) -> None:

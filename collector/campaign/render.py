@@ -99,7 +99,7 @@ REPORT_COLUMNS: tuple[tuple[str, str, Any], ...] = (
     ("tok/s", "tokens_per_s", lambda r: _num(r.tokens_per_s, ".0f")),
     ("WER", "wer", lambda r: "-" if r.wer is None else f"{r.wer:.1%}"),
     ("J/utt", "j_per_utt", lambda r: _num(r.j_per_utt, ".2f")),
-    ("peak MB", "peak_mb", lambda r: _num(r.peak_mb, ".0f")),
+    ("MB model/peak", "peak_mb", lambda r: f"{_num(r.share_mb, '.0f')}/{_num(r.peak_mb, '.0f')}"),
 )
 """Figure columns: (header, the row's field, cell). A column no row has a figure for is left out."""
 

@@ -58,6 +58,8 @@ class ReportRow:
     j_per_utt: float | None
     peak_mb: float | None
     emulated: bool
+    share_mb: float | None = None
+    """The model's share of the memory (peak minus the RSS before it loaded; schema 1.6)."""
     time_ms: int = 0
     """When the result was measured (epoch ms)."""
 
@@ -108,7 +110,7 @@ def rows(cfg: CollectorConfig, campaign: str) -> list[ReportRow]:
     run = _runner(cfg)
     fields = (
         '"latency_p50_s","latency_p90_s","rtf","tokens_per_s","wer","energy_joules_per_iteration",'
-        '"peak_rss_bytes"'
+        '"peak_rss_bytes","model_share_bytes"'
     )
     q = f"SELECT {fields} FROM inference WHERE campaign = {_quote(campaign)} GROUP BY *"
     try:
@@ -135,6 +137,7 @@ def rows(cfg: CollectorConfig, campaign: str) -> list[ReportRow]:
             if tags.get("scenario") == "transcribe"
             else None,
             peak_mb=None if last.get("peak_rss_bytes") is None else last["peak_rss_bytes"] / 2**20,
+            share_mb=None if last.get("model_share_bytes") is None else last["model_share_bytes"] / 2**20,
             emulated=tags.get("emulated") == "true",
             time_ms=int(last.get("time") or 0),
         )

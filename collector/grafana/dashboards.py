@@ -90,6 +90,7 @@ def fleet_overview() -> dict[str, Any]:
         "rtf",
         "energy_joules_per_iteration AS joules_per_iteration",
         "energy_average_w AS average_w",
+        "model_share_bytes",
         "peak_rss_bytes",
         "wer",
     )
@@ -111,6 +112,7 @@ def fleet_overview() -> dict[str, Any]:
                 "rtf": "none",
                 "joules_per_iteration": "joule",
                 "average_w": "watt",
+                "model_share_bytes": "bytes",
                 "peak_rss_bytes": "bytes",
                 "wer": "percentunit",
             },
@@ -169,12 +171,22 @@ def fleet_overview() -> dict[str, Any]:
             description="Mean watts over the measured window, per scenario.",
         ),
         gauge(
+            "Model's memory share",
+            "model_share_bytes",
+            "bytes",
+            None,
+            agg="max",
+            description="Peak RSS minus the RSS before the model loaded (the harness and its imports): "
+            "what running the model cost. Compare runtimes and precisions by this.",
+        ),
+        gauge(
             "Peak memory (RSS)",
             "peak_rss_bytes",
             "bytes",
             None,
             agg="max",
-            description="Largest peak resident set size over all scenarios of a configuration.",
+            description="Largest peak resident set size over all scenarios of a configuration: the whole "
+            "agent process, harness included.",
         ),
         gauge(
             "Word error rate (transcribe)",
@@ -200,6 +212,7 @@ COMPARE_METRICS = (
     ("tokens_per_s", "tokens_per_s", "none", "generate", False),
     ("rtf", "rtf", "none", "transcribe", True),
     ("energy_joules_per_iteration", "joules_per_iteration", "joule", None, True),
+    ("model_share_bytes", "model_share_bytes", "bytes", None, True),
     ("peak_rss_bytes", "peak_rss_bytes", "bytes", None, True),
 )
 
@@ -250,6 +263,7 @@ def compare() -> dict[str, Any]:
         "tokens_per_s": "Generate throughput (tokens/s)",
         "rtf": "Transcribe real-time factor",
         "joules_per_iteration": "Energy per iteration / utterance",
+        "model_share_bytes": "Model's memory share",
         "peak_rss_bytes": "Peak memory (RSS)",
     }
     for field, alias, unit, scenario, lower_better in COMPARE_METRICS:
@@ -303,6 +317,7 @@ TREND_METRICS = (
     ("rtf", "Transcribe real-time factor", "none"),
     ("energy_joules_per_iteration", "Energy per iteration / utterance", "joule"),
     ("energy_average_w", "Average power", "watt"),
+    ("model_share_bytes", "Model's memory share", "bytes"),
     ("peak_rss_bytes", "Peak memory (RSS)", "bytes"),
     ("wer", "Word error rate", "percentunit"),
 )
@@ -476,6 +491,7 @@ def accuracy_vs_cost() -> dict[str, Any]:
         "rtf",
         "energy_joules_per_iteration AS joules_per_utterance",
         "energy_average_w AS average_w",
+        "model_share_bytes",
         "peak_rss_bytes",
     )
     q_all = f"SELECT {columns} {base}"
@@ -519,6 +535,7 @@ def accuracy_vs_cost() -> dict[str, Any]:
                 "latency_mean_s": "s",
                 "joules_per_utterance": "joule",
                 "average_w": "watt",
+                "model_share_bytes": "bytes",
                 "peak_rss_bytes": "bytes",
             },
             description="Only trained models (accuracy_meaningful): random-weight models have no WER.",
@@ -733,7 +750,7 @@ def campaigns() -> dict[str, Any]:
                 target(
                     f"SELECT {_last('latency_p50_s AS p50_s', 'latency_p90_s AS p90_s', 'rtf')}, "
                     f"{_last('tokens_per_s', 'wer', 'energy_joules_per_iteration AS joules_per_iteration')}, "
-                    f"{_last('peak_rss_bytes')} "
+                    f"{_last('model_share_bytes', 'peak_rss_bytes')} "
                     f'FROM "inference" {where("campaign", "device_class", time=False)} '
                     f"{group_by('device_class', *CONFIG[:-1], 'scenario', 'emulated')}"
                 )

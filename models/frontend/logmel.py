@@ -12,7 +12,10 @@ Three interchangeable backends compute it:
 * ``torch`` — ``torch.stft``; fast, and the natural choice when the model runs in PyTorch anyway.
 * ``numpy`` — the same STFT written with ``numpy.fft.rfft`` over strided frames: no dependency beyond
   numpy, so it is what a device without torch (a Raspberry Pi agent) uses. ``auto`` picks it whenever
-  torch is missing or its ``stft`` is broken (some ARM builds without MKL raise).
+  torch is missing or its ``stft`` is broken (some ARM builds without MKL raise), and the runner asks
+  for it outright for every runtime but torch (``agent/runner.py frontend_backend``): importing torch
+  for the features alone would put ~300 MB that is not the model's into an ONNX Runtime, CTranslate2
+  or LiteRT measurement.
 * ``librosa`` — ``librosa.stft`` + numpy, only when asked for: librosa brings scipy, scikit-learn and
   numba (hundreds of MB), which a device install should not need.
 

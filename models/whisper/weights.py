@@ -125,6 +125,11 @@ def _cached_snapshot_fast(repo: str) -> Path | None:
 
 
 def _from_hf_cache(repo: str) -> Path | None:
+    fast = _cached_snapshot_fast(repo)
+    if fast is not None:
+        return fast
+    if not (hf_hub_cache_dir() / ("models--" + repo.replace("/", "--"))).is_dir():
+        return None  # nothing cached: no need to import huggingface_hub (tens of MB) to learn that
     try:
         from huggingface_hub import snapshot_download
 

@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from rich.table import Table
 
 from edgebench.agent.recipes.reports.common import RecipeReport, by_label, cell_name
-from edgebench.agent.report.metrics import Metrics, metrics, newest_by, ratio
+from edgebench.agent.report.metrics import Metrics, memory_ratio, metrics, newest_by, ratio
 from edgebench.agent.report.plots import Plot, figure_class, wer_vs_latency
-from edgebench.agent.report.tables import fmt_delta_pct, fmt_mib, fmt_num, fmt_pct, fmt_times
+from edgebench.agent.report.tables import fmt_delta_pct, fmt_mib, fmt_num, fmt_pct, fmt_times, memory_cell
 from edgebench.agent.results.schema import ResultDocument
 
 
@@ -47,7 +47,7 @@ def build(report: RecipeReport, docs: Sequence[ResultDocument]) -> None:
             "ms / utterance",
             "RTF",
             f"speed vs {recipe.baseline}",
-            "peak RSS MiB",
+            "MiB model/peak",
             "memory vs base",
             "size on disk MiB",
             "WER",
@@ -66,8 +66,8 @@ def build(report: RecipeReport, docs: Sequence[ResultDocument]) -> None:
                 fmt_num(m.latency_s, ".0f", 1e3),
                 fmt_num(m.rtf, ".3f"),
                 fmt_times(ratio(bm.latency_s, m.latency_s) if bm else None),
-                fmt_mib(m.peak_rss_bytes),
-                fmt_times(ratio(m.peak_rss_bytes, bm.peak_rss_bytes) if bm else None, higher_is_better=False),
+                memory_cell(m),
+                fmt_times(memory_ratio(m, bm) if bm else None, higher_is_better=False),
                 fmt_mib(size),
                 fmt_pct(m.wer),
                 fmt_pct(m.cer),
@@ -77,20 +77,25 @@ def build(report: RecipeReport, docs: Sequence[ResultDocument]) -> None:
                 wer = "" if m.wer is None or bm.wer is None else f", WER {m.wer:.1%} vs {bm.wer:.1%}"
                 report.headlines.append(
                     f"{where}: '{label}' is {bm.latency_s / m.latency_s:.2f}× the speed of "
-                    f"'{recipe.baseline}' with {fmt_mib(m.peak_rss_bytes)} MiB peak RSS vs "
-                    f"{fmt_mib(bm.peak_rss_bytes)}{wer}"
+                    f"'{recipe.baseline}' with {memory_cell(m)} MiB (model's share/peak RSS) vs "
+                    f"{memory_cell(bm)}{wer}"
                 )
         stem = cell_name(host if len(hosts) > 1 else None, model, device, f"b{batch}")
         report.table(
             f"{stem}/precision_table.svg",
             f"Precisions — {where}",
             "latency: mean end-to-end per utterance (front end + encoder + greedy decoding); RTF = compute "
-            "time / audio time; peak RSS while transcribing; WER/CER over the whole set (jiwer)",
+            "time / audio time; memory: the model's share (peak RSS while transcribing − RSS before the "
+            "model loaded) / peak RSS, compared by the share; WER/CER over the whole set (jiwer)",
             [table],
         )
         report.plot(_bars(ds, labels, newest, where), f"{stem}/speed_memory_wer")
     plot = wer_vs_latency(tr)
     report.plot(plot)
+
+
+def _share(m: Metrics) -> int | None:
+    return m.model_share_bytes if m.model_share_bytes is not None else m.peak_rss_bytes
 
 
 def _bars(
@@ -104,7 +109,7 @@ def _bars(
     )
     panels: list[tuple[str, Callable[[Metrics], float | None]]] = [
         ("latency per utterance (ms)", lambda m: None if m.latency_s is None else m.latency_s * 1e3),
-        ("peak RSS (MiB)", lambda m: None if m.peak_rss_bytes is None else m.peak_rss_bytes / 2**20),
+        ("model's memory share (MiB)", lambda m: None if (b := _share(m)) is None else b / 2**20),
         ("WER (%)", lambda m: None if m.wer is None else m.wer * 100),
     ]
     fig = figure_class()(figsize=(max(9.0, 1.2 * len(labels) * 3), 4.0), layout="constrained")
