@@ -205,7 +205,8 @@ class LoadMemory:
 
     def finish(self, tracker_result: MemoryResult) -> None:
         self.after = rss_now()
-        self.load_peak = tracker_result.peak_rss_bytes
+        # the poller samples every few ms and may miss the load's last bytes: the end is part of the load
+        self.load_peak = max(tracker_result.peak_rss_bytes, self.after)
 
     def window(self, measured: MemoryResult) -> MemoryResult:
         """``measured`` (one configuration's window, or the load itself) with the load figures and the

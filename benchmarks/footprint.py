@@ -13,11 +13,12 @@ warm-up clip, then each clip once, batch 1, greedy):
   ``InferenceSession`` decode loop over edgebench's exported graphs, Hugging Face ``generate``, the LiteRT
   interpreter over the exported ``.tflite`` files — nothing from edgebench imported.
 
-Both peaks are the kernel's ``ru_maxrss`` of the child (``os.wait4``): the same yardstick for both, exact,
-the whole process. Printed per configuration: both peaks and their ratio (target <= 1.15), edgebench's
-reported model share (peak - RSS before the model loaded) next to the bare engine's growth over its own
-import baseline (target: within 10 %), and edgebench's RSS before the model loaded. Then the agent's idle
-RSS (``--help``, the daemon) and the time ``run`` spends importing before a model loads.
+Both peaks are the kernel's high-water mark of each process's own address space (``VmHWM``, read as it
+exits): the same yardstick for both, exact, the whole process. Printed per configuration: both peaks
+and their ratio (target <= 1.15), edgebench's reported model share (peak - RSS before the model
+loaded) next to the bare engine's growth over its own import baseline (target: within 10 %), and
+edgebench's RSS before the model loaded. Then the agent's idle RSS (``--help``, the daemon) and the
+time ``run`` spends importing before a model loads.
 """
 
 from __future__ import annotations
@@ -52,28 +53,34 @@ class Row:
     note: str = ""
 
 
-def run_measured(
-    cmd: list[str], env: dict[str, str] | None = None, timeout: float = 1800
-) -> tuple[int, str, str, int]:
-    """Run ``cmd``; return (exit code, stdout, stderr, peak RSS in bytes from the kernel)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, **(env or {})})
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss * 1024
+HWM_AT_EXIT = (
+    "import atexit, os\n"
+    "def _hwm():\n"
+    "    with open('/proc/self/status') as f:\n"
+    "        kb = next(int(x.split()[1]) for x in f if x.startswith('VmHWM:'))\n"
+    "    with open(os.environ['FOOTPRINT_HWM'], 'w') as out:\n"
+    "        out.write(str(kb * 1024))\n"
+    "atexit.register(_hwm)\n"
+)
+"""Prepended to the agent's entry point: its own peak written at exit (see footprint_bare.hwm_bytes for
+why not ``ru_maxrss``: that one keeps the peak of the forking parent, this script)."""
 
 
-def agent_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from edgebench.agent.cli.main import main; main()", *args]
+def run_agent(*args: str, timeout: float = 1800) -> tuple[int, str, str, int | None]:
+    """``edgebench-agent ARGS`` in a fresh process: (exit code, stdout, stderr, its peak RSS in bytes)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        hwm = Path(tmp) / "hwm"
+        env = {**os.environ, "FOOTPRINT_HWM": str(hwm)}
+        proc = subprocess.run(
+            agent_cmd(*args, prelude=HWM_AT_EXIT), capture_output=True, text=True, env=env, timeout=timeout
+        )
+        peak = int(hwm.read_text()) if hwm.exists() else None
+        return proc.returncode, proc.stdout, proc.stderr, peak
+
+
+def agent_cmd(*args: str, prelude: str = "") -> list[str]:
+    code = prelude + "from edgebench.agent.cli.main import main; main()"
+    return [sys.executable, "-c", code, *args]
 
 
 def prepare(runtime: str, precision: str, threads: int, clips: list[str]) -> dict[str, object]:
@@ -123,37 +130,33 @@ def prepare(runtime: str, precision: str, threads: int, clips: list[str]) -> dic
 
 
 def measure(row: Row, threads: int, n_clips: int, clips: list[str]) -> None:
-    env = {"HF_HUB_OFFLINE": "1"}
-    rc, out, err, peak = run_measured(
-        agent_cmd(
-            "run",
-            "--model",
-            MODEL,
-            "--runtime",
-            row.runtime,
-            "--precision",
-            row.precision,
-            "--scenario",
-            "transcribe",
-            "--limit",
-            str(n_clips),
-            "--threads",
-            str(threads),
-            "--warmup",
-            "1",
-            "--min-iterations",
-            "1",
-            "--min-duration",
-            "0",
-            "--no-store",
-            "--no-publish",
-            "--json",
-            "--power-source",
-            "none",
-            "--idle-seconds",
-            "0",
-        ),
-        env,
+    rc, out, err, peak = run_agent(
+        "run",
+        "--model",
+        MODEL,
+        "--runtime",
+        row.runtime,
+        "--precision",
+        row.precision,
+        "--scenario",
+        "transcribe",
+        "--limit",
+        str(n_clips),
+        "--threads",
+        str(threads),
+        "--warmup",
+        "1",
+        "--min-iterations",
+        "1",
+        "--min-duration",
+        "0",
+        "--no-store",
+        "--no-publish",
+        "--json",
+        "--power-source",
+        "none",
+        "--idle-seconds",
+        "0",
     )
     if rc != 0:
         row.note = f"edgebench: {(err.strip().splitlines() or ['exit ' + str(rc)])[-1][:80]}"
@@ -166,19 +169,20 @@ def measure(row: Row, threads: int, n_clips: int, clips: list[str]) -> None:
     except Exception as exc:  # an export this machine cannot make (LiteRT without its converter)
         row.note = f"bare: {exc}"[:90]
         return
-    rc, out, err, peak = run_measured([sys.executable, str(BARE), json.dumps(job)], env)
-    if rc != 0:
-        row.note = f"bare: {(err.strip().splitlines() or ['exit ' + str(rc)])[-1][:80]}"
+    bare = subprocess.run([sys.executable, str(BARE), json.dumps(job)], capture_output=True, text=True)
+    if bare.returncode != 0:
+        row.note = f"bare: {(bare.stderr.strip().splitlines() or ['exit ' + str(bare.returncode)])[-1][:80]}"
         return
-    row.bare_peak = peak
-    row.bare_growth = peak - json.loads(out.strip().splitlines()[-1])["import_rss_bytes"]
+    figures = json.loads(bare.stdout.strip().splitlines()[-1])
+    row.bare_peak = figures["peak_rss_bytes"]
+    row.bare_growth = row.bare_peak - figures["import_rss_bytes"]
 
 
 def idle_figures() -> list[tuple[str, str]]:
     """Idle RSS of the entry point and the daemon, and what ``run`` imports before a model loads."""
     lines = []
-    _, _, _, peak = run_measured(agent_cmd("--help"))
-    lines.append(("edgebench-agent --help, peak RSS", f"{peak / MIB:.0f} MB"))
+    _, _, _, peak = run_agent("--help")
+    lines.append(("edgebench-agent --help, peak RSS", f"{(peak or 0) / MIB:.0f} MB"))
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "agent.toml"
         cfg.write_text(
@@ -219,6 +223,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -234,13 +239,17 @@ def main() -> None:
 
     mb = lambda b: "-" if b is None else f"{b / MIB:.0f}"  # noqa: E731
     table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
         title=f"{MODEL}, {args.clips} clips, {args.threads} threads: peak RSS (MB)",
         title_justify="left",
         caption="ratio = edgebench / bare (target <= 1.15) · share: edgebench's model share vs the bare "
         "engine's growth over its imports (target within 10 %)",
         caption_justify="left",
     )
-    for col in ("runtime", "prec", "edgebench", "bare", "ratio", "share", "growth", "share/gr", "pre-load"):
+    for col in ("runtime", "prec", "edgebench", "bare", "ratio", "share", "growth", "sh/gr", "pre-load"):
         table.add_column(col, justify="left" if col in ("runtime", "prec") else "right", no_wrap=True)
     failures = []
     for r in rows:

@@ -4,7 +4,7 @@ Run by footprint.py as ``python benchmarks/footprint_bare.py JSON`` in a fresh p
 from edgebench (the parent resolved the files, the prompt and the clips and passes them in the JSON), so
 its memory is the engine's own: the interpreter, numpy, soundfile, the engine and its tokenizer, the
 model, one clip's features at a time. It prints one JSON line: ``{"import_rss_bytes": RSS after the
-imports, "texts": [...]}``; the parent reads the peak from the kernel (``wait4`` → ``ru_maxrss``).
+imports, "peak_rss_bytes": the kernel's high-water mark of this process (``VmHWM``), "texts": [...]}``.
 
 The work is the transcribe scenario's: one warm-up clip, then every clip once, batch 1, greedy (the
 prompt, the suppressed tokens and the length cap from the export's generation_config), log-mel in numpy
@@ -27,6 +27,13 @@ SAMPLES = 480_000
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def hwm_bytes() -> int:
+    """This process's peak RSS (``VmHWM``: per address space, so it starts afresh at exec, unlike
+    ``ru_maxrss``, which keeps the peak of the process that forked us)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 
 
 def log_mel(audio: np.ndarray, filters: np.ndarray) -> np.ndarray:
@@ -204,7 +211,7 @@ def main() -> int:
     make = ENGINES[job["runtime"]]
     if job["runtime"] == "torch":
         import torch  # noqa: F401  (imports first, as a user's program would: the import baseline)
-        import transformers  # noqa: F401
+        from transformers import WhisperForConditionalGeneration  # noqa: F401  (the modeling code too)
     elif job["runtime"] == "ctranslate2":
         import ctranslate2  # noqa: F401
     elif job["runtime"] == "onnxruntime":
@@ -220,7 +227,7 @@ def main() -> int:
     clips = [read_clip(p) for p in job["clips"]]
     run(log_mel(clips[0], filters))  # warm-up
     texts = [tokenizer.decode(run(log_mel(c, filters)), skip_special_tokens=True).strip() for c in clips]
-    print(json.dumps({"import_rss_bytes": import_rss, "texts": texts}))
+    print(json.dumps({"import_rss_bytes": import_rss, "peak_rss_bytes": hwm_bytes(), "texts": texts}))
     return 0
 
 

@@ -111,6 +111,25 @@ def all_specs() -> list[ModelSpec]:
     return [resolve(n) for n in model_names()]
 
 
+def prepare_torch_model(spec: ModelSpec, weights: str | Path | None = None) -> None:
+    """Import what :func:`load_torch_model` will import and make its files exist (a Whisper converted from
+    CTranslate2 is written once to disk), loading no weights: the libraries are the engine's own cost,
+    measured before the model loads, as a bare script's imports would be."""
+    if "hf_path" in spec.options or spec.family == "whisper":
+        from edgebench.agent.errors import require
+
+        require("transformers", "whisper", f"{spec.name} on the torch runtime")
+        import transformers.models.whisper.modeling_whisper  # noqa: F401
+        if "hf_path" in spec.options:
+            import edgebench.models.hf.loader  # noqa: F401
+        else:
+            from edgebench.models.whisper.weights import resolve_whisper_weights
+
+            resolve_whisper_weights(spec, weights)
+        return
+    import edgebench.models.hybrid.model  # noqa: F401
+
+
 def load_torch_model(
     spec: ModelSpec,
     weights: str | Path | None = None,

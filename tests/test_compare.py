@@ -60,8 +60,10 @@ def check_row(row: dict, docs: dict, axis: str) -> None:
     assert row["value"] == value and base_value != value
     assert row["speedup"] == pytest.approx(latency(base) / latency(doc), rel=1e-12)
     assert row["latency_s"] == latency(doc) and row["baseline_latency_s"] == latency(base)
-    mem = doc["memory"]["peak_rss_bytes"] / base["memory"]["peak_rss_bytes"]
-    assert row["memory_ratio"] == pytest.approx(mem, rel=1e-12)
+    share, base_share = doc["memory"]["model_share_bytes"], base["memory"]["model_share_bytes"]
+    assert share is not None and base_share is not None  # every 1.6 document has the model's share
+    assert row["memory_ratio"] == pytest.approx(share / base_share, rel=1e-12)  # the harness cancels out
+    assert row["model_share_bytes"] == share and row["baseline_model_share_bytes"] == base_share
     scenario = doc["config"]["scenario"]
     if scenario == "generate":
         tps = doc["generate"]["tokens_per_s"] / base["generate"]["tokens_per_s"]

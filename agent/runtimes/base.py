@@ -7,6 +7,7 @@ transcribe / load) only call these methods, so adding a runtime is one new modul
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -68,8 +69,10 @@ class RuntimeSession(ABC):
         """Intra-op threads in use."""
 
     def prepare(self) -> None:
-        """Make the files ``load`` reads exist (an export, a conversion) *before* this process's memory
-        is taken as the harness's baseline, without loading them here. Default: nothing to prepare."""
+        """Make the files ``load`` reads exist (an export, a conversion) and import the libraries it
+        uses, loading no weights, *before* the RSS the model's share is counted from is taken: a bare
+        script imports its engine first too, so the share is what this model costs on top of its
+        runtime's libraries. Default: nothing to prepare."""
         return None
 
     @abstractmethod
@@ -112,3 +115,13 @@ class RuntimeSession(ABC):
     def close(self) -> None:
         """Release the model (sessions of a sweep are loaded one after another)."""
         return None
+
+
+def import_if_installed(*modules: str) -> None:
+    """Import ``modules`` for :meth:`RuntimeSession.prepare`; one that is missing is left to ``load``,
+    which says which extra to install."""
+    import importlib
+
+    for name in modules:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)

@@ -142,6 +142,11 @@ class CTranslate2Session(RuntimeSession):
         # CTranslate2's default (intra_threads=0) is 4 threads, capped at the machine's cores.
         return min(4, os.cpu_count() or 1)
 
+    def prepare(self) -> None:
+        from edgebench.agent.runtimes.base import import_if_installed
+
+        import_if_installed("tokenizers")  # ctranslate2 itself is imported by __init__
+
     def load(self) -> None:
         from edgebench.models.whisper.ct2_convert import read_ct2_model, whisper_generation_kwargs
         from edgebench.models.whisper.decoding import DecodingConfig, GreedyDecoder

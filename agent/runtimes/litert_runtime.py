@@ -22,7 +22,9 @@ The graphs are exported at batch 1 with static shapes (LiteRT's strength): a bat
 
 from __future__ import annotations
 
+import contextlib
 import os
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -206,8 +208,13 @@ class LiteRTSession(RuntimeSession):
 
     def prepare(self) -> None:
         from edgebench.agent.export.cache import export_in_child
+        from edgebench.agent.runtimes.base import import_if_installed
 
         export_in_child(self.spec.name, self.export_options())
+        with contextlib.suppress(MissingExtraError):  # load() says which extra to install
+            interpreter_class()
+        if self.spec.family == "whisper":
+            import_if_installed("tokenizers")
 
     def load(self) -> None:
         standalone = standalone_tflite(self.options.weights)
@@ -359,7 +366,9 @@ class WhisperLiteRT(ExportedWhisperDecoding):
         self.tokenizer = load_tokenizer_file(Path(files["tokenizer"]), "litert")
         self.cache_shape = self.decoder_graph.input_shapes["self_k"]
         self.max_positions = int(meta["max_positions"])
-        self._current: _Item | None = None  # whose cross K/V are in the decoder's inputs now
+        # Whose cross K/V are in the decoder's inputs now: a weak reference, so that the last utterance's
+        # K/V (two encoder outputs) are freed when its decoding ends, not kept until the next one's exist.
+        self._current: weakref.ref[_Item] | None = None
 
     def features(self, audio: list[np.ndarray], frontend: Any) -> Features:
         if not audio:
@@ -384,10 +393,10 @@ class WhisperLiteRT(ExportedWhisperDecoding):
         if item.position >= self.max_positions:
             raise EdgebenchError(f"Whisper's decoder has {self.max_positions} positions: all are used")
         g = self.decoder_graph
-        if self._current is not item:
+        if self._current is None or self._current() is not item:
             g.set("cross_k", item.cross_k)
             g.set("cross_v", item.cross_v)
-            self._current = item
+            self._current = weakref.ref(item)
         g.set("token", np.array([[token]], dtype=np.int32))
         g.set("position", np.array([item.position], dtype=np.int32))
         g.set("self_k", item.self_k)

@@ -152,8 +152,10 @@ class OnnxRuntimeSession(RuntimeSession):
 
     def prepare(self) -> None:
         from edgebench.agent.export.cache import export_in_child
+        from edgebench.agent.runtimes.base import import_if_installed
 
         export_in_child(self.spec.name, self.export_options())
+        import_if_installed("onnxruntime", *(("tokenizers",) if self.spec.family == "whisper" else ()))
 
     def load(self) -> None:
         from edgebench.agent.export.pipeline import export_model

@@ -91,6 +91,11 @@ class TorchSession(RuntimeSession):
     def threads(self) -> int:
         return self._torch.get_num_threads()
 
+    def prepare(self) -> None:
+        from edgebench.models.registry import prepare_torch_model
+
+        prepare_torch_model(self.spec, self.options.weights)
+
     def load(self) -> None:
         from edgebench.models.registry import load_torch_model
 
