@@ -120,8 +120,9 @@ def prepare_torch_model(spec: ModelSpec, weights: str | Path | None = None) -> N
 
         require("transformers", "whisper", f"{spec.name} on the torch runtime")
         import transformers.models.whisper.modeling_whisper  # noqa: F401
+
         if "hf_path" in spec.options:
-            import edgebench.models.hf.loader  # noqa: F401
+            import edgebench.models.hf.loader
         else:
             from edgebench.models.whisper.weights import resolve_whisper_weights
 
