@@ -2,8 +2,8 @@
 int8) and runtimes, in one table (per host and device), a bar figure of the three, and WER against latency.
 
 Speed is the mean end-to-end latency per utterance and the real-time factor of the transcribe scenario;
-memory is the process's peak resident set size while transcribing (and the model's size on disk); WER and
-CER come from jiwer over the whole speech set.
+memory is the model's share next to the process's peak resident set size while transcribing (and the
+model's size on disk); WER and CER come from jiwer over the whole speech set.
 """
 
 from __future__ import annotations
