@@ -223,3 +223,40 @@ def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:
     env = {"EDGEBENCH_DATA_DIR": str(tmp_path / "empty")}
     assert "is empty" in one_line_error(run_cli("compare", "-b", "precision=fp32", env=env))
     assert "is empty" in one_line_error(run_cli("compare", "--last", "3", env=env))
+
+
+def test_runtimes_compare_although_their_own_settings_differ(tmp_path: Path) -> None:
+    """The README's sweep over runtimes: torch results carry torch_mode/amp, ONNX Runtime ones
+    ort_opt_level; only settings both sides share must match, and each side's own are labelled."""
+    env = {"EDGEBENCH_DATA_DIR": str(tmp_path / "store")}
+    common = [
+        "--model",
+        "lstm-ctc:tiny",
+        "--scenario",
+        "forward",
+        "--ctc-weight",
+        "1",
+        "--audio-seconds",
+        "1",
+    ]
+    common += ["--threads", "1", "--min-iterations", "2", "--min-duration", "0", "--warmup", "0"]
+    common += ["--power-source", "none", "--no-publish", "--idle-seconds", "0"]
+    proc = run_cli("run", *common, "--runtime", "torch,onnxruntime", "--precision", "fp32,int8", env=env)
+    assert proc.returncode == 0, proc.stderr
+    scripted = run_cli("run", *common, "--runtime", "torch", "--torch-mode", "script", env=env)
+    assert scripted.returncode == 0, scripted.stderr
+    for cmd in (["compare"], ["compare", "--baseline", "runtime=torch"]):
+        proc = run_cli(*cmd, env=env)
+        assert proc.returncode == 0, proc.stderr
+    rows = cli_json(env, "compare", "--baseline", "runtime=torch", "--json")["rows"]
+    values = sorted((r["value"], r["key"]["precision"]) for r in rows if not r["is_baseline"])
+    assert values == [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("torch torch_mode=script", "fp32")]
+    everything = cli_json(env, "results", "export", "--format", "json")
+    docs = {(d["host"], d["run_id"], d["seq"]): d for d in everything}
+    for r in rows:
+        doc = docs[(r["host"], r["run_id"], r["seq"])]
+        base = docs[(r["baseline_host"], r["baseline_run_id"], r["baseline_seq"])]
+        assert base["config"]["runtime"] == "torch" and base["config"]["torch_mode"] == "eager"
+        assert r["is_baseline"] == (doc is base or r["value"] == "torch")
+        assert doc["config"]["precision"] == base["config"]["precision"]
+        assert r["speedup"] == pytest.approx(latency(base) / latency(doc), rel=1e-12)

@@ -25,6 +25,7 @@ from edgebench.agent.report.metrics import (
     BASELINE_AXES,
     LABELLED_AXES,
     MATCH_AXES,
+    RUNTIME_OWN_AXES,
     Metrics,
     axis_value,
     fmt_axis,
@@ -232,6 +233,22 @@ def _identity(doc: ResultDocument, axes: Sequence[str]) -> dict[str, object]:
     return {a: axis_value(doc, a) for a in axes}
 
 
+def _own_settings(doc: ResultDocument, own: Sequence[str]) -> list[str]:
+    """The runtime's own settings of ``doc`` that are not their defaults, as short words."""
+    words = []
+    for a in own:
+        v = axis_value(doc, a)
+        if v is not None and v != RUNTIME_OWN_AXES[a]:
+            words.append(a if v is True else f"{a.removeprefix('ort_')}={fmt_axis(v)}")
+    return words
+
+
+def _side(doc: ResultDocument, axis: str, own: Sequence[str]) -> str:
+    """The compared value (``onnxruntime``), with its runtime's own settings where they are not the
+    defaults (``torch torch_mode=compile``)."""
+    return " ".join([fmt_axis(axis_value(doc, axis)), *_own_settings(doc, own)])
+
+
 def compare(docs: Sequence[ResultDocument], baseline: Baseline) -> Comparison:
     """Match every result with the baseline result of the same configuration."""
     axis = baseline.axis
@@ -254,7 +271,8 @@ def compare(docs: Sequence[ResultDocument], baseline: Baseline) -> Comparison:
             if d.created_ns < newest[ident].created_ns:
                 continue
         newest[ident] = d
-    key_axes = [a for a in identity_axes if a != axis]
+    own = tuple(RUNTIME_OWN_AXES) if axis == "runtime" else ()  # cannot match across runtimes
+    key_axes = [a for a in identity_axes if a != axis and a not in own]
     groups: dict[tuple, list[ResultDocument]] = defaultdict(list)
     for d in newest.values():
         groups[tuple(axis_value(d, a) for a in key_axes)].append(d)
@@ -268,7 +286,9 @@ def compare(docs: Sequence[ResultDocument], baseline: Baseline) -> Comparison:
     unmatched: list[ResultDocument] = []
     for k in sorted(groups, key=group_order):
         members = groups[k]
-        base = next((d for d in members if fmt_axis(axis_value(d, axis)) == baseline.value), None)
+        bases = [d for d in members if fmt_axis(axis_value(d, axis)) == baseline.value]
+        # The baseline runtime at its default settings where it was measured so (torch eager, not compile).
+        base = min(bases, key=lambda d: len(_own_settings(d, own)), default=None)
         others = [d for d in members if d is not base]
         if base is None:
             unmatched += others
@@ -277,9 +297,9 @@ def compare(docs: Sequence[ResultDocument], baseline: Baseline) -> Comparison:
             continue  # a baseline measurement with nothing to compare against
         key = dict(zip(key_axes, k, strict=True))
         bm = metrics(base)
-        rows.append(Row(key, baseline.value, base, base, True, bm, bm))
-        for d in sorted(others, key=lambda d: _order(fmt_axis(axis_value(d, axis)))):
-            rows.append(Row(key, fmt_axis(axis_value(d, axis)), d, base, False, metrics(d), bm))
+        rows.append(Row(key, _side(base, axis, own), base, base, True, bm, bm))
+        for d in sorted(others, key=lambda d: _order(_side(d, axis, own))):
+            rows.append(Row(key, _side(d, axis, own), d, base, False, metrics(d), bm))
     if not rows:
         raise EdgebenchError(
             f"nothing to compare against {baseline}: no configuration measured with {axis} "

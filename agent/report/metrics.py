@@ -59,6 +59,15 @@ BASELINE_AXES: tuple[str, ...] = (
 # What a label (``run --label``, a recipe step) names: a baseline ``label=NAME`` compares setups that
 # differ in any of these, matching everything else (seed 000: torch fp32 'baseline' vs onnxruntime int8).
 LABELLED_AXES: tuple[str, ...] = ("runtime", "precision", "torch_mode", "attn_impl", "amp", "ort_opt_level")
+# Settings a runtime owns (set on one runtime, None on the others): they cannot match across runtimes,
+# so a runtime comparison matches everything but these and shows them beside each runtime's name.
+RUNTIME_OWN_AXES: dict[str, object] = {
+    "torch_mode": "eager",
+    "attn_impl": None,
+    "amp": False,
+    "ort_opt_level": "all",
+}
+"""Each with its default value: only settings away from the default are shown."""
 # Axes that name "what ran where" (as opposed to the workload): used for labels.
 SETUP_AXES: tuple[str, ...] = ("host", "model", "runtime", "precision", "device", "label")
 WORKLOAD_AXES: tuple[str, ...] = ("batch_size", "audio_seconds", "new_tokens", "ctc_weight", "dataset")
