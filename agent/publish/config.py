@@ -187,13 +187,51 @@ def _validation_message(source: str, exc: ValidationError) -> str:
     return f"{source}: [{key}] {msg}{more}"
 
 
-def _parse_broker(value: str) -> tuple[str, int | None]:
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        return value, None
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise EdgebenchError(f"--broker must be HOST or HOST:PORT (got '{value}')")
-    return host, int(port)
+def _host_problem(host: str) -> str | None:
+    """Why ``host`` is not a broker address (an IP address or a DNS name), or None."""
+    import ipaddress
+    import re
+
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    label = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+    if len(host) <= 253 and re.fullmatch(rf"{label}(\.{label})*\.?", host):
+        return None
+    return f"'{host}' is not a host name or IP address"
+
+
+def parse_broker(value: str) -> tuple[str, int | None, bool | None]:
+    """``(host, port, tls)`` from what people type: ``host``, ``host:port``, ``[v6]:port``,
+    ``mqtt://host[:port]``, ``mqtts://host[:port]`` (TLS); ``tls`` is None when the form does not say.
+    Anything else raises EdgebenchError before any model loads."""
+    from urllib.parse import urlsplit
+
+    usage = "use HOST, HOST:PORT, mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"
+    text = value.strip()
+    tls: bool | None = None
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower()
+        if scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise EdgebenchError(f"--broker '{value}': unknown scheme '{scheme}://' ({usage})")
+        tls = scheme in ("mqtts", "ssl")
+    else:
+        text = f"mqtt://{text}"
+    try:
+        url = urlsplit(text)
+        host, port = url.hostname, url.port
+    except ValueError as exc:
+        raise EdgebenchError(f"--broker '{value}': {exc} ({usage})") from None
+    if not host or url.path not in ("", "/") or url.query or url.fragment or url.username:
+        raise EdgebenchError(f"--broker '{value}' is not a broker address ({usage})")
+    problem = _host_problem(host)
+    if problem:
+        raise EdgebenchError(f"--broker '{value}': {problem} ({usage})")
+    if port == 0:
+        raise EdgebenchError(f"--broker '{value}': port 0 ({usage})")
+    return host, port, tls
 
 
 def _existing(path: str | None, key: str, source: str) -> str | None:
@@ -243,8 +281,14 @@ def load_config(
             )
         m.port = int(env["EDGEBENCH_MQTT_PORT"])
     if broker:
-        m.host, port = _parse_broker(broker)
+        m.host, port, scheme_tls = parse_broker(broker)
         m.port = port or m.port
+        if scheme_tls is not None:
+            m.tls = scheme_tls
+    if m.host:
+        problem = _host_problem(m.host)
+        if problem:
+            raise EdgebenchError(f"{source}: [mqtt.host] {problem}")
     if fleet:
         a.fleet = fleet
         origin["agent.fleet"] = "--fleet"
