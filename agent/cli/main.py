@@ -403,7 +403,7 @@ RecipeArg = Annotated[
     str, typer.Argument(metavar="NAME", help="A built-in recipe (see `recipe list`) or a .toml file.")
 ]
 QuickOpt = Annotated[
-    bool, typer.Option("--quick", help="Smoke run: the recipe's [quick] grid and iterations (minutes).")
+    bool, typer.Option("--quick", help="Smoke run: the recipe's \\[quick] grid and iterations (minutes).")
 ]
 SetOpt = Annotated[
     list[str] | None,

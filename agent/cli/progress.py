@@ -44,7 +44,14 @@ class RichProgress(ProgressCallbacks):
         self._task = self._progress.add_task(label, total=expected_iterations)
 
     def iteration(self, count: int) -> None:
-        if self._task is not None:
+        """``count`` iterations done; past the minimum (--min-duration, --max-cv keep measuring) the total
+        is unknown, so the bar pulses and shows ``n/?`` rather than ``14/3``."""
+        if self._task is None:
+            return
+        task = next((t for t in self._progress.tasks if t.id == self._task), None)
+        if task is not None and task.total is not None and count > task.total:
+            self._progress.update(self._task, total=None, completed=count)
+        else:
             self._progress.update(self._task, completed=count)
 
     def point_finished(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from edgebench.agent.errors import EdgebenchError
@@ -57,15 +58,24 @@ def show_recipe(name: str, quick: bool, sets: list[str] | None) -> None:
     from edgebench.agent.recipes.spec import load_recipe
 
     recipe = load_recipe(name, quick=quick, sets=sets)
-    console = Console()
-    console.print(f"[dim]# {recipe.path}[/]", soft_wrap=True)
-    console.print(Syntax(recipe.path.read_text(encoding="utf-8"), "toml", theme="ansi_dark"))
-    console.print(f"[bold]steps here{' (--quick)' if quick else ''}:[/]")
+    text = recipe.path.read_text(encoding="utf-8")
     available = available_device_kinds()
+    steps = [f"# steps here{' (--quick)' if quick else ''}:"]
     for step in recipe.steps:
         options, skip = plan_step(step, available)
-        line = f"skipped: {skip}" if skip else command_line(options)
-        console.print(f"  {step.label}: {line}", soft_wrap=True, highlight=False, markup=False)
+        steps.append(f"#   {step.label}: {f'skipped: {skip}' if skip else command_line(options)}")
+    # Everything printed is TOML (the file, then comments): `recipe show NAME > my.toml` loads as is.
+    # Colours only on a terminal; nothing is cut at the terminal's width either way.
+    if not sys.stdout.isatty():
+        sys.stdout.write(f"# {recipe.path}\n{text.rstrip()}\n\n" + "\n".join(steps) + "\n")
+        return
+    console = Console()
+    console.print(f"[dim]# {recipe.path}[/]", soft_wrap=True, markup=True)
+    console.print(Syntax(text, "toml", theme="ansi_dark", word_wrap=False))
+    for line in steps:
+        console.print(
+            line, soft_wrap=True, highlight=False, markup=False, style="bold" if line == steps[0] else None
+        )
 
 
 def run_recipe_command(
@@ -92,7 +102,7 @@ def run_recipe_command(
     recipe = load_recipe(name, quick=quick, sets=sets)
     figure_class()  # the report needs matplotlib: say so before measuring for an hour
     folder = Path(out or f"edgebench-recipe-{recipe.name}{'-quick' if quick else ''}")
-    err = Console(stderr=True)
+    err = Console(stderr=True, log_path=False)
     started = time.perf_counter()
     output = RecipeOutput(
         load_config(config, broker), store=store, publish=publish, progress=lambda: RichProgress(err)

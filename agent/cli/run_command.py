@@ -23,7 +23,7 @@ def execute(options: dict[str, Any]) -> None:
     config, broker, fleet = options.pop("config"), options.pop("broker"), options.pop("fleet")
     spec = from_options(options)
     agent = load_config(config, broker, fleet)  # host/fleet identify results even with --no-publish
-    err = Console(stderr=True)
+    err = Console(stderr=True, log_path=False)  # a time, not progress.py:40, beside each status line
     with RichProgress(err) as progress:
         measured = run_benchmark(
             spec,

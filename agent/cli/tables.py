@@ -55,7 +55,12 @@ def energy_caption(docs: Sequence[ResultDocument]) -> str:
         return f" · energy: J per iteration gross (net of idle) and mean W from {names}; ~ = estimate"
     reasons = {d.energy.unavailable_reason for d in docs if d.energy and d.energy.unavailable_reason}
     reasons.discard("energy is not measured for this scenario")
-    return f" · energy: not measured ({sorted(reasons)[0]})" if reasons else ""
+    if not reasons:
+        return ""
+    reason = sorted(reasons)[0]
+    if reason.startswith("no power source found"):  # the per-source list is in the document
+        return " · energy: not measured (no power source here: `edgebench-agent power probe` says why)"
+    return f" · energy: not measured ({reason})"
 
 
 def results_table(docs: Sequence[ResultDocument], title: str = "edgebench results") -> Table:
@@ -131,6 +136,8 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
             scenario += " [bold red]OVER --max-rss[/]"
         if d.telemetry is not None and d.telemetry.throttled:
             scenario += " [bold red]THROTTLED[/]"
+        if d.interference is not None and d.interference.busy:
+            scenario += " [bold yellow]BUSY[/]"  # other processes used the CPUs: see the warning
         energy = _energy(d) if has_energy else ()
         t.add_row(*row, scenario, _config(d), n, lat, pct, thr, rtf, acc, peak, *energy)
     return t

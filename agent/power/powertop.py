@@ -103,8 +103,7 @@ class PowertopSource(PowerSource):
         report = parse_powertop_csv(text)
         if report.discharge_w is None:
             raise SourceUnavailable(
-                "powertop reports no measured watts here (no discharging battery); "
-                "on x86 use --power-source rapl"
+                "powertop reports no measured watts here: it measures only a laptop running on its battery"
             )
         return t0, t1, report.discharge_w
 

@@ -69,6 +69,11 @@ class TorchSession(RuntimeSession):
 
     name = "torch"
 
+    @classmethod
+    def check_setup(cls, precision: str, device: str) -> None:
+        require("torch", "torch", "the torch runtime")
+        check_precision(precision, resolve_device(device))
+
     def __init__(self, spec: ModelSpec, options: SessionOptions, frontend: LogMelFrontend) -> None:
         super().__init__(spec, options, frontend)
         self._torch = require("torch", "torch", "the torch runtime")
@@ -111,6 +116,8 @@ class TorchSession(RuntimeSession):
                 # Deprecated in favour of torchao, but still the one int8 path that needs no extra
                 # package and runs on every CPU torch build (x86 fbgemm, ARM qnnpack).
                 warnings.simplefilter("ignore", DeprecationWarning)
+                # torch >= 2.10 also announces the quantized tensor API's end as a UserWarning
+                warnings.filterwarnings("ignore", "torch.quantize_per_tensor", UserWarning)
                 module = torch.ao.quantization.quantize_dynamic(
                     module, _quantizable(model), dtype=torch.qint8
                 )

@@ -150,13 +150,15 @@ class WhisperTorchModel(TorchAsrModel):
         ``proj_out`` is applied to the last position only: the other positions' logits are never used,
         and the 51864 x d_model projection dominates a tiny decoder's cost.
         """
-        out = self.module.model.decoder(
+        decoder = self.module.model.decoder
+        kw = _cache_keyword(decoder)
+        out = decoder(
             input_ids=input_ids,
             encoder_hidden_states=state.data["encoder_hidden_states"],
-            past_key_values=state.data.get("past_key_values"),
             use_cache=True,
+            **{kw: state.data.get("kv_cache")},
         )
-        state.data["past_key_values"] = out.past_key_values
+        state.data["kv_cache"] = getattr(out, kw)
         return self.module.proj_out(out.last_hidden_state[:, -1, :])
 
     @torch.inference_mode()
@@ -166,7 +168,7 @@ class WhisperTorchModel(TorchAsrModel):
         encoder_hidden_states = self.module.model.encoder(x).last_hidden_state
         state = DecodeState(
             tokens=torch.empty((x.shape[0], 0), dtype=torch.long, device=x.device),
-            data={"encoder_hidden_states": encoder_hidden_states, "past_key_values": None},
+            data={"encoder_hidden_states": encoder_hidden_states, "kv_cache": None},
         )
         logits = self._decoder_step(state, self._prompt_ids(x.shape[0], x.device))
         tokens, finished = self.decoder.select(logits, step=0)
@@ -227,6 +229,15 @@ class WhisperTorchModel(TorchAsrModel):
                 "transcription needs them; use a complete Hugging Face Whisper directory"
             )
         return self.tokenizer
+
+
+def _cache_keyword(decoder: Any) -> str:
+    """The decoder's KV-cache argument (and output): ``cache`` from transformers 5, ``past_key_values``
+    before (5 still takes the old name, with a FutureWarning on every call)."""
+    import inspect
+
+    params = inspect.signature(decoder.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def _load_tokenizer(path: Path) -> Any | None:
