@@ -53,7 +53,12 @@ def run_benchmark(
     spec = spec.resolved()
     identity = RunIdentity(run_id=run_id or str(uuid.uuid4()), fleet=agent.fleet, host=agent.host)
     measured = Measured(identity.run_id)
-    dataset = load_dataset(spec.dataset.name, limit=spec.dataset.limit, seed=spec.engine.seed)
+    dataset = load_dataset(
+        spec.dataset.name,
+        limit=spec.dataset.limit,
+        seed=spec.engine.seed,
+        transcripts="transcribe" in spec.sweep.scenarios,  # only WER needs them
+    )
     perturbation = spec.dataset.perturbation(spec.engine.seed)
     if perturbation.active:
         from edgebench.agent.datasets.perturb import perturb

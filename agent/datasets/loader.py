@@ -74,8 +74,13 @@ class Entry:
     text: str
 
 
-def load_dataset(source: str = BUILTIN, *, limit: int | None = None, seed: int = 0) -> list[Utterance]:
+def load_dataset(
+    source: str = BUILTIN, *, limit: int | None = None, seed: int = 0, transcripts: bool = True
+) -> list[Utterance]:
     """Load ``"builtin"`` (the packaged synthetic set) or a directory in one of the documented layouts.
+
+    ``transcripts=False`` (only timing scenarios run: forward, generate, load): a flat folder of audio
+    without transcripts is fine, its utterances' text is empty; transcripts that are there are read.
 
     Utterances come back sorted by file path so runs are reproducible and results line up across devices.
     ``limit`` keeps a random sample of that many utterances drawn with ``seed`` (same seed and folder:
@@ -86,7 +91,7 @@ def load_dataset(source: str = BUILTIN, *, limit: int | None = None, seed: int =
     if source == BUILTIN:
         with _builtin_dir() as directory:
             return read_entries(sample(index_dataset(directory), limit, seed))
-    return read_entries(sample(index_dataset(Path(source).expanduser()), limit, seed))
+    return read_entries(sample(index_dataset(Path(source).expanduser(), transcripts), limit, seed))
 
 
 def sample(entries: list[Entry], limit: int | None, seed: int) -> list[Entry]:
@@ -118,7 +123,7 @@ def _builtin_dir() -> Iterator[Path]:
         yield Path(path)
 
 
-def index_dataset(directory: Path) -> list[Entry]:
+def index_dataset(directory: Path, transcripts: bool = True) -> list[Entry]:
     """Ids, audio paths and transcripts of a dataset folder, sorted by path; no audio is decoded."""
     if not directory.exists():
         raise EdgebenchError(
@@ -131,10 +136,10 @@ def index_dataset(directory: Path) -> list[Entry]:
     tsv = directory / TRANSCRIPTS_FILE
     if not tsv.is_file() and next(directory.rglob(LIBRISPEECH_GLOB), None) is not None:
         return _index_librispeech(directory)
-    return _index_flat(directory, tsv)
+    return _index_flat(directory, tsv, transcripts)
 
 
-def _index_flat(directory: Path, tsv: Path) -> list[Entry]:
+def _index_flat(directory: Path, tsv: Path, transcripts: bool = True) -> list[Entry]:
     """A flat folder: ``transcripts.tsv`` and/or sidecar ``.txt`` files."""
     files = {p.resolve(): p for p in directory.iterdir() if _is_audio(p)}
     listed = _read_transcripts_tsv(tsv, list(files.values())) if tsv.is_file() else {}
@@ -155,10 +160,12 @@ def _index_flat(directory: Path, tsv: Path) -> list[Entry]:
         listed_entry = by_resolved.get(path.resolve())
         if listed_entry is not None:
             utt_id, text = listed_entry
-        else:
+        elif transcripts or path.with_suffix(".txt").is_file():
             utt_id, text = path.stem, _read_sidecar(path, tsv)
+        else:
+            utt_id, text = path.stem, ""  # timing only: nothing will be scored
         entries.append(Entry(utt_id, path, text))
-    return _checked(entries)
+    return _checked(entries, transcripts)
 
 
 def _index_librispeech(directory: Path) -> list[Entry]:
@@ -206,11 +213,11 @@ def _audio_for_id(folder: Path, utt_id: str) -> Path | None:
     return None
 
 
-def _checked(entries: list[Entry]) -> list[Entry]:
-    """Empty transcripts and duplicate ids are errors whatever the layout."""
+def _checked(entries: list[Entry], transcripts: bool = True) -> list[Entry]:
+    """Empty transcripts (where they are needed) and duplicate ids are errors whatever the layout."""
     seen: dict[str, Path] = {}
     for entry in entries:
-        if not entry.text:
+        if transcripts and not entry.text:
             raise EdgebenchError(f"The transcript for {entry.path} is empty")
         if entry.id in seen:
             raise EdgebenchError(f"Duplicate utterance id {entry.id!r}: {seen[entry.id]} and {entry.path}")
@@ -271,7 +278,10 @@ def _read_sidecar(audio: Path, tsv: Path) -> str:
     sidecar = audio.with_suffix(".txt")
     if not sidecar.is_file():
         where = f"{tsv.name} or {sidecar.name}" if tsv.is_file() else sidecar.name
-        raise EdgebenchError(f"No transcript for {audio}: add it to {where}")
+        raise EdgebenchError(
+            f"No transcript for {audio}: add it to {where} (transcribe scores WER against it; "
+            "--scenario forward,generate measure timing without transcripts)"
+        )
     try:
         return " ".join(sidecar.read_text(encoding="utf-8-sig").split())
     except UnicodeDecodeError as exc:
