@@ -42,8 +42,28 @@ def run_cli(app, prog: str) -> None:  # type: ignore[no-untyped-def]
     import os
     import sys
 
+    import typer
+
+    # typer >= 0.24 carries its own copy of click: take its exception classes from typer itself.
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    no_args_help = getattr(sys.modules[usage_error.__module__], "NoArgsIsHelpError", ())
     try:
-        app()
+        # Not standalone: usage errors (a bad integer, an unknown option) come here, to be one line
+        # like every other error instead of a box.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # typer.Exit(n) is returned, not raised, in this mode
+            sys.exit(code)
+    except no_args_help as exc:  # a bare group: typer has printed its help already
+        sys.exit(exc.exit_code)
+    except usage_error as exc:
+        sub = exc.ctx.command_path.split()[1:] if exc.ctx else []  # [0] is argv[0], e.g. "-c"
+        where = " ".join([prog, *sub, "--help"])
+        message = exc.format_message().replace("\n", " ")
+        print(f"{prog}: error: {message} (see {where})", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(130)
     except EdgebenchError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

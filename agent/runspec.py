@@ -240,6 +240,8 @@ class RunSpec(_Part):
                     reason = session_class.unsupported(spec, point.scenario, point.ctc_weight)
                     if reason:
                         raise EdgebenchError(reason)
+        for runtime, precision, device in sorted({s[1:] for s in sweep.sessions()}):
+            runtime_class(runtime).check_setup(precision, device)  # fp16 on cpu, cuda without CUDA
 
     def point_count(self) -> int:
         """How many configurations (result documents) the sweep measures."""

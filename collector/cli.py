@@ -6,6 +6,7 @@ is instant; user errors are one line on stderr and a non-zero exit, as in ``edge
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from edgebench.agent.errors import run_cli
+from edgebench.agent.errors import EdgebenchError, run_cli
 from edgebench.collector.campaign.cli import app as campaign_app
 from edgebench.collector.grafana.cli import app as grafana_app
 
@@ -73,6 +74,12 @@ def run(config: ConfigOpt = None) -> None:
     from edgebench.collector.consumer import Collector
     from edgebench.collector.logs import log, redact
 
+    if config is None and not any(k.startswith("EDGEBENCH_COLLECTOR_") for k in os.environ):
+        raise EdgebenchError(
+            "no configuration: pass --config collector.toml (the playbook writes "
+            "/etc/edgebench/collector.toml) or set EDGEBENCH_COLLECTOR_<SECTION>_<KEY> variables; "
+            "without either it would wait forever for a broker on 127.0.0.1:1883"
+        )
     cfg = load_config(config)
     log("config", **redact(cfg.model_dump(mode="json")))
     stop = [False]

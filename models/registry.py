@@ -102,7 +102,8 @@ def resolve(name: str) -> ModelSpec:
     base, _, variant = key.partition(":")
     if base in _HYBRID:
         return _hybrid_spec(base, variant or _HYBRID[base][1])
-    close = difflib.get_close_matches(key, [*_WHISPER, *_HYBRID, *model_names()], n=3, cutoff=0.5)
+    names = list(dict.fromkeys([*_WHISPER, *_HYBRID, *model_names()]))  # once each, in this order
+    close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
     hint = f" — did you mean {', '.join(close)}?" if close else ""
     raise EdgebenchError(f"unknown model '{name}'{hint} (see `edgebench-agent models`)")
 

@@ -68,6 +68,13 @@ class RuntimeSession(ABC):
     def threads(self) -> int:
         """Intra-op threads in use."""
 
+    @classmethod
+    def check_setup(cls, precision: str, device: str) -> None:
+        """Raise EdgebenchError for a precision/device this runtime cannot run here (fp16 on a CPU, a
+        CUDA device without CUDA): called for the whole sweep before the idle baseline and any load, so
+        a sweep never fails half-way on what was knowable at the start. Default: nothing to check."""
+        return None
+
     def prepare(self) -> None:
         """Make the files ``load`` reads exist (an export, a conversion) and import the libraries it
         uses, loading no weights, *before* the RSS the model's share is counted from is taken: a bare

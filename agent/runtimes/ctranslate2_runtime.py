@@ -119,6 +119,11 @@ class CTranslate2Session(RuntimeSession):
             return f"the ctranslate2 runtime runs Whisper models only, not {spec.name}"
         return None
 
+    @classmethod
+    def check_setup(cls, precision: str, device: str) -> None:
+        resolved = resolve_device(device)
+        compute_type(precision, "cpu" if resolved == "cpu" else "cuda")
+
     def __init__(self, spec: ModelSpec, options: SessionOptions, frontend: LogMelFrontend) -> None:
         super().__init__(spec, options, frontend)
         if spec.family != "whisper":
