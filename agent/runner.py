@@ -30,6 +30,7 @@ from edgebench.agent.scenarios.base import (
     speech_of_length,
 )
 from edgebench.agent.sweep import Point
+from edgebench.agent.trackers.interference import InterferenceTracker, stability_warnings
 from edgebench.agent.trackers.latency import Timer
 from edgebench.agent.trackers.memory import MemoryBudgetExceeded, MemoryTracker, rss_now
 from edgebench.models.frontend.logmel import LogMelFrontend
@@ -118,7 +119,7 @@ def _run_sweep(
             runtime_options=spec.runtime_options,
         )
         session = runtime_class(runtime)(model, options, frontend)
-        progress.status(f"preparing {model.name} for {runtime}/{precision} (an export runs once, cached)")
+        progress.status(f"preparing {model.name} for {runtime}/{precision}")
         session.prepare()  # in a child process: its imports and peak are not this run's memory
         progress.status(f"loading {model.name} on {runtime}/{precision}/{device}")
         points = spec.sweep.points(model.family == "hybrid", _default_seconds(model))
@@ -160,8 +161,9 @@ def _run_sweep(
                     session.memory_peak_reset()
                     exceeded = False
                     tracker = MemoryTracker(budget_bytes=budget)
+                    others = InterferenceTracker()
                     try:
-                        with tracker:
+                        with tracker, others:
                             output = run(ctx, point)
                     except MemoryBudgetExceeded:
                         exceeded = True
@@ -174,6 +176,9 @@ def _run_sweep(
                         output.warnings.append(f"memory: {tracker.warning}")
                     if memory.cuda_peak_allocated_bytes is None:
                         memory.cuda_peak_allocated_bytes = session.device_peak_memory()
+                    if not exceeded:
+                        output.fields["interference"] = others.result
+                        output.warnings.extend(stability_warnings(output, others.result))
                 progress.point_finished()
                 yield _document(spec, identity, session, model.name, point, output, memory, sysinfo, seq)
                 seq += 1

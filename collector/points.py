@@ -162,6 +162,9 @@ def inference_fields(doc: ResultDocument) -> dict[str, Any]:
             value = getattr(mem, name)
             if value is not None:
                 fields[name] = int(value)
+    if doc.interference is not None:
+        fields["other_cores"] = _f(doc.interference.other_cores)
+        fields["busy"] = bool(doc.interference.busy)
     if doc.energy is not None:
         e = doc.energy
         fields["energy_source"] = e.source

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
-SCHEMA_VERSION = "1.6"
+SCHEMA_VERSION = "1.7"
 SUPPORTED_MAJOR = 1
 SUPPORTED_MINOR = int(SCHEMA_VERSION.split(".")[1])
 """Documents of a *newer* minor version (same major) are read with their unknown fields ignored and
@@ -321,6 +321,22 @@ class Decimation(_Doc):
     stride: int = Field(ge=1)
 
 
+class Interference(_Doc):
+    """Other processes' CPU use during the measured window (agent/trackers/interference.py): the
+    kernel's CPU accounting at both ends, minus this agent and its children. Schema 1.7."""
+
+    window_s: float
+    other_cpu_s: float
+    """CPU seconds other processes (and a hypervisor's steal) used during the window, all CPUs summed."""
+    other_cores: float
+    """``other_cpu_s / window_s``: how many cores were kept busy by others, on average."""
+    steal_s: float
+    """Of which stolen by the hypervisor (VMs; 0 on bare metal)."""
+    cpus: int
+    busy: bool
+    """``other_cores`` >= 0.25: the figures may be slower and noisier than on an idle device."""
+
+
 class ResultDocument(_Doc):
     """One configuration measured on one host."""
 
@@ -344,6 +360,7 @@ class ResultDocument(_Doc):
     memory: MemoryResult | None = None
     energy: EnergyResult | None = None
     telemetry: TelemetryResult | None = None
+    interference: Interference | None = None
     warnings: list[str] = Field(default_factory=list)
     decimated: list[Decimation] = Field(default_factory=list)
     """Lists shortened for transport (empty in the local store: only a published copy is ever trimmed)."""
