@@ -381,7 +381,7 @@ def fleet_db(tmp_path_factory, mosquitto, influxdb):  # type: ignore[no-untyped-
         common = ["--min-iterations", "3", "--min-duration", "0", "--warmup", "0", "--idle-seconds", "0.3"]
         common += ["--json", "--dataset", str(dataset), "--power-source", f"replay:{trace}"]
         lstm = "-m lstm-ctc:tiny --scenario forward,generate,transcribe --precision fp32,int8 --ctc-weight 1"
-        lstm += " --new-tokens 4"
+        lstm += " --new-tokens 4 --audio-seconds 1,2"  # a sweep: one overview row per input length
         onnx = "-m lstm-ctc:tiny --scenario forward,transcribe"  # exported encoder + CTC head: no generate
         runs = [  # two hosts with the same configurations (Compare), a trained model for WER
             ("host1", lstm.split()),
@@ -484,19 +484,36 @@ def test_panels_show_the_measured_values(fleet_db) -> None:  # type: ignore[no-u
             for v in s["values"]
         ]
 
+    def tag(value: object) -> str:
+        return "" if value is None else f"{float(value):g}"  # type: ignore[arg-type]
+
     def key(d: dict[str, Any]) -> tuple[str, ...]:
         c = d["config"]
-        return (d["host"], c["model"], c["runtime"], c["precision"], c["scenario"])
+        axes = (c["batch_size"], c["audio_seconds"], c["new_tokens"], c["ctc_weight"])
+        return (d["host"], c["model"], c["runtime"], c["precision"], c["scenario"], *map(tag, axes))
+
+    def row_key(r: dict[str, Any]) -> tuple[str, ...]:
+        axes = ("batch_size", "input_seconds", "new_tokens", "ctc_weight")
+        return (
+            r["host"],
+            r["model"],
+            r["runtime"],
+            r["precision"],
+            r["scenario"],
+            *(r.get(a) or "" for a in axes),
+        )
 
     campaign = {(d["host"], d["config"]["model"]) for d in docs if d["config"].get("campaign")}
     agent_runs = [d for d in docs if (d["host"], d["config"]["model"]) not in campaign]
     latest = {key(d): d for d in sorted(agent_runs, key=lambda d: d["created_ns"])}
     table = rows("edgebench-fleet-overview", "Latest result per configuration and scenario")
     table = [r for r in table if (r["host"], r["model"]) not in campaign]
-    # torch: 2 hosts x 2 precisions x 3 scenarios, Whisper transcribe, onnxruntime: 2 precisions x 2 scenarios
-    assert len(table) == len(latest) == 17
+    # torch: 2 hosts x 2 precisions x (forward, generate at 1 and 2 s + transcribe), Whisper transcribe,
+    # onnxruntime: 2 precisions x 2 scenarios: one row per configuration, a sweep never merged into one
+    assert len(table) == len(latest) == 25
+    assert sorted(map(row_key, table)) == sorted(latest)
     for row in table:
-        doc = latest[(row["host"], row["model"], row["runtime"], row["precision"], row["scenario"])]
+        doc = latest[row_key(row)]
         assert row["p50_s"] == pytest.approx(doc[row["scenario"]]["latency_s"]["p50"], rel=1e-12)
         joules = doc["energy"]["joules_per_iteration"]
         assert joules is not None and row["joules_per_iteration"] == pytest.approx(joules, rel=1e-12)

@@ -35,6 +35,8 @@ CONFIG = ("host", "model", "runtime", "precision", "emulated")
 """One configuration = one row of the overview: host x model x runtime x precision. ``emulated`` ("true"
 on results measured under qemu, absent on real devices) is grouped by too, so an emulated device's figures
 show as such in every table and are never merged with a real device's."""
+WORKLOAD = ("batch_size", "input_seconds", "new_tokens", "ctc_weight", "torch_mode", "ort_opt_level", "label")
+"""Tags a sweep varies within one configuration (absent where a scenario has no such axis)."""
 SERIES_ALIAS = "$tag_host · $tag_model · $tag_runtime · $tag_precision"
 
 
@@ -94,13 +96,15 @@ def fleet_overview() -> dict[str, Any]:
         "peak_rss_bytes",
         "wer",
     )
-    latest = f'SELECT {columns} FROM "inference" {where(*FILTERS)} {group_by(*CONFIG, "scenario")}'
+    # Every axis a sweep varies is a row of its own: last() over a sweep would show whichever came last.
+    latest = f'SELECT {columns} FROM "inference" {where(*FILTERS)} {group_by(*CONFIG, "scenario", *WORKLOAD)}'
     panels = [
         table(
             "Latest result per configuration and scenario",
             [target(latest)],
             description="Most recent measurement of each host x model x runtime x precision x scenario "
-            "in the time range. Empty cells: the scenario does not produce that metric (e.g. WER only for "
+            "x swept axis (batch, input seconds, new tokens, CTC weight, torch mode, ORT level, label) in "
+            "the time range. Empty cells: the scenario does not produce that metric (e.g. WER only for "
             "trained models in transcribe) or no power source was available. emulated = true: measured "
             "under CPU emulation (qemu), not the device's speed.",
             sort_by="p50_s",
