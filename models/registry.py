@@ -127,9 +127,34 @@ def prepare_torch_model(spec: ModelSpec, weights: str | Path | None = None) -> N
         else:
             from edgebench.models.whisper.weights import resolve_whisper_weights
 
-            resolve_whisper_weights(spec, weights)
+            if weights is None:
+                _convert_in_child(spec)
+            resolve_whisper_weights(spec, weights)  # finds the conversion; a problem shows before the load
         return
     import edgebench.models.hybrid.model  # noqa: F401
+
+
+def _convert_in_child(spec: ModelSpec) -> None:
+    """A Whisper converted from CTranslate2 on first use is converted by a child process: the
+    conversion's buffers would otherwise stay in this process and hide the model's share of memory."""
+    import subprocess
+    import sys
+
+    from edgebench.models.whisper.ct2_convert import converted_dir_for, is_complete
+    from edgebench.models.whisper.weights import SOURCE_CT2, _ct2_package_model_dir, weights_available
+
+    package_dir = _ct2_package_model_dir()
+    if weights_available(spec) != SOURCE_CT2 or package_dir is None:
+        return
+    if is_complete(converted_dir_for(package_dir, spec.name)):
+        return
+    code = (
+        "from edgebench.models.registry import resolve\n"
+        "from edgebench.models.whisper.weights import resolve_whisper_weights\n"
+        f"resolve_whisper_weights(resolve({spec.name!r}))\n"
+    )
+    # A failure is left to the conversion in this process that follows, which says what went wrong.
+    subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
 
 
 def load_torch_model(

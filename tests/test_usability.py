@@ -169,3 +169,28 @@ def test_a_cpu_burning_neighbour_is_detected_and_recorded() -> None:
     assert quiet.returncode == 0, quiet.stderr
     calm = json.loads(quiet.stdout)[0]["interference"]  # no assertion on its size: this VM is shared
     assert calm["window_s"] > 0 and calm["busy"] == (calm["other_cores"] >= 0.25), calm
+
+
+def test_tables_read_well_at_80_columns(tmp_path: Path) -> None:
+    """The run table and compare at 80 columns: nothing wider, nothing cut (no …), names one types
+    whole, and every figure whole (a number split over two lines reads as two numbers)."""
+    env = {"EDGEBENCH_DATA_DIR": str(tmp_path / "store"), "COLUMNS": "80"}
+    args = ["--model", "lstm-ctc:tiny", "--runtime", "torch,onnxruntime", "--precision", "fp32,int8"]
+    args += ["--scenario", "forward,transcribe", "--ctc-weight", "1", "--min-iterations", "2"]
+    args += ["--min-duration", "0", "--warmup", "0", "--power-source", "none", "--idle-seconds", "0"]
+    args += ["--no-publish", "--threads", "1", "--limit", "2"]
+    proc = run_cli("run", *args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(run_cli("results", "show", "last", "--json", env=env).stdout)
+    compared = run_cli("compare", "--baseline", "runtime=torch", env=env)
+    assert compared.returncode == 0, compared.stderr
+    for text in (proc.stdout, compared.stdout):
+        lines = text.splitlines()
+        assert max(len(line) for line in lines) <= 80, text
+        assert "…" not in text, text
+        assert "lstm-ctc:tiny" in text and "onnxruntime" in text, text
+    for d in docs:
+        stats = (d["forward"] or d["transcribe"])["latency_s"]
+        half = (stats["ci95_high"] - stats["ci95_low"]) / 2
+        assert f"{stats['mean'] * 1e3:.1f}±{half * 1e3:.1f}" in proc.stdout, proc.stdout  # whole
+        assert f"{stats['mean'] * 1e3:.1f}" in compared.stdout, compared.stdout

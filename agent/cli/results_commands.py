@@ -46,7 +46,7 @@ def show_run(run_id: str, json_out: bool) -> None:
         print(to_json(docs))
         return
     console = Console()
-    console.print(results_table(docs, title=f"run {docs[0].run_id}"))
+    console.print(results_table(docs, title=f"run {docs[0].run_id}", width=console.width))
     console.print(models_params_table(docs))
 
 

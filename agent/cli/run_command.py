@@ -38,7 +38,7 @@ def execute(options: dict[str, Any]) -> None:
             err.print(publish_line, highlight=False, markup=False)  # wrapped at words
         return
     out = Console()
-    out.print(results_table(docs))
+    out.print(results_table(docs, width=out.width))
     out.print(models_params_table(docs))
     warnings = sorted({w for d in docs for w in d.warnings})
     for w in warnings:

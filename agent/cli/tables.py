@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from rich import box
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from edgebench.agent.report.metrics import emulation_mark
 from edgebench.agent.report.tables import fmt_mib, fmt_pct
@@ -58,14 +59,19 @@ def energy_caption(docs: Sequence[ResultDocument]) -> str:
     if not reasons:
         return ""
     reason = sorted(reasons)[0]
+    if reason.startswith("energy measurement disabled"):
+        return " · energy: not measured (--power-source none)"
     if reason.startswith("no power source found"):  # the per-source list is in the document
         return " · energy: not measured (no power source here: `edgebench-agent power probe` says why)"
     return f" · energy: not measured ({reason})"
 
 
-def results_table(docs: Sequence[ResultDocument], title: str = "edgebench results") -> Table:
+def results_table(
+    docs: Sequence[ResultDocument], title: str = "edgebench results", width: int | None = None
+) -> Table:
     """One row per measured configuration. Session axes (model, runtime, precision, device) that are the
-    same for every row move into the title, so the table fits a terminal."""
+    same for every row move into the title, so the table fits a terminal; ``width`` (the terminal's)
+    lets it leave out p50/p90 where the figures would not fit (they never wrap)."""
     axes = {
         "model": lambda d: d.config.model,
         "runtime": lambda d: d.config.runtime,
@@ -89,58 +95,105 @@ def results_table(docs: Sequence[ResultDocument], title: str = "edgebench result
         " loaded) / the process's peak RSS" + energy_caption(docs),
         caption_justify="left",
     )
-    for col in varying:
-        t.add_column(col, overflow="fold")
-    # Text columns may wrap; numbers never split (a number cut in two reads as two numbers).
-    for col, just, no_wrap in [
-        ("scenario", "left", True),
-        ("config", "left", False),
-        ("n", "right", True),
-        ("latency", "right", True),
-        ("p50/p90", "right", True),
-        ("throughput", "right", True),
-        ("RTF", "right", True),
-        ("WER/CER", "right", True),
-        ("MiB", "right", True),
-    ]:
-        t.add_column(col, justify=just, overflow="fold", no_wrap=no_wrap)  # type: ignore[arg-type]
-    has_energy = any(d.energy is not None and d.energy.joules_total is not None for d in docs)
+    has_energy = _has_energy(docs)
+    rows = [_row(d, varying, axes, has_energy) for d in docs]
+    # The setup (varying axes + workload) is one column that wraps only between words: its narrowest
+    # width is its longest word, so a name one has to type is never cut. Figures never wrap.
+    longest = max((len(w) for r in rows for w in r["setup"].split()), default=5)
+    columns = [
+        ("scenario", "left", "scenario"),
+        ("setup", "left", "setup"),
+        ("n", "right", "n"),
+        ("latency ms", "right", "latency"),
+        ("p50/p90", "right", "pct"),
+        ("throughput", "right", "thr"),
+        ("RTF", "right", "rtf"),
+        ("WER/CER", "right", "acc"),
+        ("MiB", "right", "mem"),
+    ]
     if has_energy:  # columns only when something was measured: the caption says why otherwise
-        t.add_column("J/it", justify="right")
-        t.add_column("W", justify="right")
-    for d in docs:
-        lat = n = pct = thr = rtf = acc = "–"
-        stats = (
-            (d.forward and d.forward.latency_s)
-            or (d.generate and d.generate.latency_s)
-            or (d.transcribe and d.transcribe.latency_s)
+        columns += [("J/it", "right", "joules"), ("W", "right", "watts")]
+    shown = []
+    for header, just, key in columns:
+        if key in ("thr", "rtf", "acc") and all(r[key] == "–" for r in rows):
+            continue  # a figure no row has: the column would only take room
+        if key == "setup" and not any(r["setup"] for r in rows):
+            continue
+        shown.append((header, just, key))
+    if width is not None:  # figures never wrap: past the width, p50/p90 goes first (the mean ± CI stays)
+        need = (
+            sum(
+                longest if k == "setup" else max(len(h), *(len(Text.from_markup(r[k]).plain) for r in rows))
+                for h, _, k in shown
+            )
+            + len(shown)
+            - 1
         )
-        if stats:
-            lat, n, pct = _ms(stats), str(stats.n), f"{stats.p50 * 1e3:.0f}/{stats.p90 * 1e3:.0f}"
-        if d.forward:
-            thr = f"{d.forward.iterations_per_s:.2f} it/s"
-        elif d.generate:
-            thr = f"{d.generate.tokens_per_s:.1f} tok/s"
-        elif d.transcribe:
-            rtf = f"{d.transcribe.rtf:.3f}"
-            tr = d.transcribe
-            acc = f"{fmt_pct(tr.wer)}/{fmt_pct(tr.cer)}" if tr.accuracy_meaningful else "untrained"
-        elif d.load:
-            lat = f"{d.load.load_s:.2f} s"
-            thr = f"cold {d.load.first_inference_s * 1e3:.0f} ms"
-            pct = f"warm {d.load.warm_inference_s * 1e3:.0f}"
-        peak = _memory(d)
-        row = [axes[k](d) for k in varying]
-        scenario = d.config.scenario
-        if d.memory is not None and d.memory.budget_exceeded_at_bytes is not None:
-            scenario += " [bold red]OVER --max-rss[/]"
-        if d.telemetry is not None and d.telemetry.throttled:
-            scenario += " [bold red]THROTTLED[/]"
-        if d.interference is not None and d.interference.busy:
-            scenario += " [bold yellow]BUSY[/]"  # other processes used the CPUs: see the warning
-        energy = _energy(d) if has_energy else ()
-        t.add_row(*row, scenario, _config(d), n, lat, pct, thr, rtf, acc, peak, *energy)
+        if need > width:
+            shown = [c for c in shown if c[2] != "pct"]
+    for header, just, key in shown:
+        t.add_column(
+            header,
+            justify=just,  # type: ignore[arg-type]
+            no_wrap=key != "setup",
+            overflow="fold",
+            min_width=longest if key == "setup" else None,
+        )
+    keys = [key for _, _, key in shown]
+    for r in rows:
+        t.add_row(*(r[k] for k in keys))
     return t
+
+
+def _has_energy(docs: Sequence[ResultDocument]) -> bool:
+    return any(d.energy is not None and d.energy.joules_total is not None for d in docs)
+
+
+def _row(d: ResultDocument, varying: list[str], axes: dict, has_energy: bool) -> dict[str, str]:
+    """One result's cells by column key."""
+    lat = n = pct = thr = rtf = acc = "–"
+    stats = (
+        (d.forward and d.forward.latency_s)
+        or (d.generate and d.generate.latency_s)
+        or (d.transcribe and d.transcribe.latency_s)
+    )
+    if stats:
+        lat, n, pct = _ms(stats), str(stats.n), f"{stats.p50 * 1e3:.0f}/{stats.p90 * 1e3:.0f}"
+    if d.forward:
+        thr = f"{d.forward.iterations_per_s:.2f} it/s"
+    elif d.generate:
+        thr = f"{d.generate.tokens_per_s:.1f} tok/s"
+    elif d.transcribe:
+        rtf = f"{d.transcribe.rtf:.3f}"
+        tr = d.transcribe
+        acc = f"{fmt_pct(tr.wer)}/{fmt_pct(tr.cer)}" if tr.accuracy_meaningful else "–"  # warning says why
+    elif d.load:
+        lat = f"{d.load.load_s * 1e3:.0f}"
+        thr = f"cold {d.load.first_inference_s * 1e3:.0f} ms"
+        pct = f"warm {d.load.warm_inference_s * 1e3:.0f}"
+    marks = []  # in the setup column, which wraps: the scenario column stays narrow
+    if d.memory is not None and d.memory.budget_exceeded_at_bytes is not None:
+        marks.append("[bold red]OVER --max-rss[/]")
+    if d.telemetry is not None and d.telemetry.throttled:
+        marks.append("[bold red]THROTTLED[/]")
+    if d.interference is not None and d.interference.busy:
+        marks.append("[bold yellow]BUSY[/]")  # other processes used the CPUs: see the warning
+    scenario = d.config.scenario
+    setup = " ".join([*(escape(str(axes[k](d))) for k in varying), _config(d), *marks]).strip()
+    joules, watts = _energy(d) if has_energy else ("", "")
+    return {
+        "scenario": scenario,
+        "setup": setup,
+        "n": n,
+        "latency": lat,
+        "pct": pct,
+        "thr": thr,
+        "rtf": rtf,
+        "acc": acc,
+        "mem": _memory(d),
+        "joules": joules,
+        "watts": watts,
+    }
 
 
 def _memory(d: ResultDocument) -> str:
@@ -156,7 +209,9 @@ def _memory(d: ResultDocument) -> str:
 def models_params_table(docs: Sequence[ResultDocument]) -> Table:
     """Parameter counts per component, once per model, with where the weights came from."""
     t = Table(title="models", header_style="bold", title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("model", "parameters per component", "weights", "trained"):
+    longest = max((len(d.model.name) for d in docs), default=5)
+    t.add_column("model", no_wrap=True, min_width=longest)  # the name one types: never cut
+    for col in ("parameters per component", "weights", "trained"):
         t.add_column(col, overflow="fold")
     seen: set[str] = set()
     for d in docs:

@@ -77,7 +77,9 @@ def comparison_table(cmp: Comparison, title: str | None = None) -> Table:
     base_axis = cmp.baseline.axis
     shown = [a for a in varying(docs, (*SETUP_AXES, "dataset")) if a != base_axis]
     constant = [
-        f"{fmt_axis(axis_value(docs[0], a))}" for a in SETUP_AXES if a != base_axis and a not in shown
+        fmt_axis(v)
+        for a in SETUP_AXES
+        if a != base_axis and a not in shown and (v := axis_value(docs[0], a)) is not None
     ]
     has_wer = any(r.m.wer is not None for r in cmp.rows)
     has_energy = any(r.m.energy is not None for r in cmp.rows)
@@ -86,6 +88,8 @@ def comparison_table(cmp: Comparison, title: str | None = None) -> Table:
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
         caption=(
             "speedup = baseline latency / latency (>1 faster) · thr × = throughput / baseline · "
             "MiB = the model's share (peak RSS − RSS before it loaded) / peak RSS · mem × = model's share "
@@ -95,31 +99,31 @@ def comparison_table(cmp: Comparison, title: str | None = None) -> Table:
         ),
         caption_justify="left",
     )
-    for a in shown:
-        t.add_column(a, overflow="fold")
-    t.add_column("scenario")
-    t.add_column("config", overflow="fold")
-    t.add_column(base_axis, style="bold")
-    for col in ("latency ms", "speedup", "throughput", "thr ×", "MiB", "mem ×"):
-        t.add_column(col, justify="right")
+    # Designed for 80 columns: the configuration (what every row of a section shares) is one wrapping
+    # column, written once per section; the compared value and the figures never wrap; absolute
+    # throughput is in --json (its ratio is here).
+    sections = [_section_label(r.doc, shown) for r in cmp.rows]
+    words = [len(w) for text in sections for w in text.split()]
+    t.add_column("configuration", overflow="fold", min_width=max(words, default=8))
+    t.add_column(base_axis, style="bold", no_wrap=True)
+    for col in ("latency ms", "speedup", "thr ×", "MiB", "mem ×"):
+        t.add_column(col, justify="right", no_wrap=True)
     if has_wer:
-        t.add_column("WER", justify="right")
-        t.add_column("ΔWER", justify="right")
+        t.add_column("WER", justify="right", no_wrap=True)
+        t.add_column("ΔWER", justify="right", no_wrap=True)
     if has_energy:
-        t.add_column("energy", justify="right")
-        t.add_column("energy ×", justify="right")
+        t.add_column("energy", justify="right", no_wrap=True)
+        t.add_column("energy ×", justify="right", no_wrap=True)
     previous: dict[str, object] | None = None
-    for r in cmp.rows:
-        if previous is not None and r.key != previous:
+    for r, section in zip(cmp.rows, sections, strict=True):
+        first = previous is None or r.key != previous
+        if previous is not None and first:
             t.add_section()
         previous = r.key
-        cells = [fmt_axis(axis_value(r.doc, a)) for a in shown]
-        cells += [r.doc.config.scenario, workload_label(r.doc)]
-        cells.append(r.value)
+        cells = [section if first else "", r.value]
         cells += [
             fmt_num(r.m.latency_s, ".1f", 1e3),
             "baseline" if r.is_baseline else fmt_times(r.speedup),
-            fmt_throughput(r.m.throughput, r.m.throughput_unit),
             "" if r.is_baseline else fmt_times(r.throughput_ratio),
             memory_cell(r.m),
             "" if r.is_baseline else fmt_times(r.memory_ratio, higher_is_better=False),
@@ -131,6 +135,13 @@ def comparison_table(cmp: Comparison, title: str | None = None) -> Table:
             cells += [energy, "" if r.is_baseline else fmt_times(r.energy_ratio, higher_is_better=False)]
         t.add_row(*cells, style="dim" if r.is_baseline else None)
     return t
+
+
+def _section_label(doc: ResultDocument, shown: Sequence[str]) -> str:
+    """What the rows of one comparison section share: the varying axes that have a value, the
+    scenario and the workload (``fp32 builtin transcribe b1 ctc 1``)."""
+    values = [fmt_axis(v) for a in shown if (v := axis_value(doc, a)) is not None]
+    return " ".join([*values, doc.config.scenario, workload_label(doc)]).strip()
 
 
 def summary_table(cmp: Comparison) -> Table:

@@ -327,14 +327,16 @@ class Interference(_Doc):
 
     window_s: float
     other_cpu_s: float
-    """CPU seconds other processes (and a hypervisor's steal) used during the window, all CPUs summed."""
+    """CPU seconds other processes (and a hypervisor's steal) used during the window, all CPUs summed,
+    beyond the kernel accounting's resolution (a few 10 ms ticks)."""
     other_cores: float
     """``other_cpu_s / window_s``: how many cores were kept busy by others, on average."""
     steal_s: float
     """Of which stolen by the hypervisor (VMs; 0 on bare metal)."""
     cpus: int
     busy: bool
-    """``other_cores`` >= 0.25: the figures may be slower and noisier than on an idle device."""
+    """``other_cores`` >= 0.25 over a window of at least 0.5 s: the figures may be slower and noisier
+    than on an idle device."""
 
 
 class ResultDocument(_Doc):

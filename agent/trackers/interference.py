@@ -23,6 +23,9 @@ BUSY_CORES = 0.25
 An idle Debian or Raspberry Pi OS stays well below (a few hundredths); one background compile or a
 browser tab playing video is above."""
 
+MIN_WINDOW_S = 0.5
+"""Shorter windows are never called busy: too few ticks to tell."""
+
 
 def _machine_busy_s() -> tuple[float, float]:
     """(CPU seconds spent not idle, summed over all CPUs; steal seconds)."""
@@ -68,15 +71,20 @@ class InterferenceTracker:
         own = _own_s(self._me) - self._own0
         busy, steal = _machine_busy_s()
         window = time.monotonic() - self._t0
-        other = max(busy - self._busy0 - own, 0.0)  # children that exited took their time with them
+        cpus = psutil.cpu_count() or 1
+        # The kernel counts CPU time in ticks (1/100 s): each of the four readings may be off by a tick
+        # per CPU, so a 40 ms window of an idle machine can look like half a core of "others". What
+        # is within that resolution is not counted.
+        resolution = (2 * cpus + 2) / os.sysconf("SC_CLK_TCK")
+        other = max(busy - self._busy0 - own - resolution, 0.0)
         cores = other / window if window > 0 else 0.0
         self.result = Interference(
             window_s=window,
             other_cpu_s=other,
             other_cores=cores,
             steal_s=max(steal - self._steal0, 0.0),
-            cpus=psutil.cpu_count() or 1,
-            busy=cores >= BUSY_CORES,
+            cpus=cpus,
+            busy=window >= MIN_WINDOW_S and cores >= BUSY_CORES,
         )
 
 
