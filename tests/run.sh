@@ -12,9 +12,10 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # tests start in a network namespace), powertop and iproute2 (what the agent role expects on a device);
 # qemu-user-static, binfmt-support and debootstrap for the emulated Raspberry Pi 5 (tests/emulated_pi.py:
 # its arm64 root filesystem is built once and cached in /var/cache/edgebench-tests).
+# chromium (headless) renders the HTML report and screenshots it (tests/test_report.py).
 # (espeak-ng + sox only regenerate the built-in set.)
 pkgs=(libsndfile1 mosquitto mosquitto-clients influxdb victoria-metrics openssl openssh-server powertop iproute2
-      qemu-user-static binfmt-support debootstrap)
+      qemu-user-static binfmt-support debootstrap chromium)
 services=(mosquitto:mosquitto influxdb:influxdb victoria-metrics:victoria-metrics openssh-server:ssh)  # package:service
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

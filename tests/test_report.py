@@ -26,6 +26,7 @@ ALL_PLOTS = (
     "generate_tokens_per_s_vs_batch",
     "generate_tokens_per_s_vs_new_tokens",
     "wer_vs_latency",
+    "rtf",
 )
 
 
@@ -114,6 +115,17 @@ def test_full_report_across_runs_and_hosts(report_runs, tmp_path: Path) -> None:
     assert "Forward energy vs input length" in text and "no forward result carries energy" in text
     assert "40 results from 3 runs on 2 hosts" in text
     assert not (out / "energy_vs_input_length.png").exists()
+    # what a reader wants first: the headline, then every result in a plain table (run id, time)
+    whisper = [d for d in docs if d["config"]["model"] == "whisper-tiny.en"]
+    best = min(d["transcribe"]["wer"] for d in whisper)
+    fine = [d for d in whisper if d["transcribe"]["wer"] <= best + 0.01]
+    fastest = min(fine, key=lambda d: d["transcribe"]["latency_s"]["mean"])
+    line = next(t for t in index.text if "fastest within +1 point WER" in t)
+    assert line.startswith(f"{fastest['host']}: ") and f"is {fastest['config']['precision']} " in line, line
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert html.count("<tr>") == len(docs) + 1  # a header row and one row per result
+    for d in docs:
+        assert d["run_id"][:8] in html
 
 
 def test_plots_without_data_are_skipped_with_a_note(report_runs, tmp_path: Path) -> None:
@@ -241,3 +253,55 @@ def test_energy_columns_ratios_and_plot(energy_store: dict[str, str], tmp_path: 
     assert_valid_svg(report / "energy_vs_input_length.svg")
     assert "avg W" in svg_text(assert_valid_svg(report / "results_table.svg"))
     assert "energy_vs_input_length.svg" in parse_index(report).links
+
+
+def test_pareto_front_keeps_only_non_dominated_points() -> None:
+    from edgebench.agent.report.plots import pareto_front
+
+    points = [(1.0, 5.0), (2.0, 3.0), (3.0, 4.0), (0.5, 9.0), (2.0, 3.0), (4.0, 1.0)]
+    # (3, 4) is beaten by (2, 3) on both; the two (2, 3) tie and neither dominates the other
+    assert pareto_front(points) == [0, 1, 3, 4, 5]
+    assert pareto_front([]) == [] and pareto_front([(1.0, 1.0)]) == [0]
+
+
+def test_report_renders_in_headless_chromium(report_runs, tmp_path: Path) -> None:
+    """The page a person opens: Debian's chromium renders index.html from disk (a screenshot, kept in
+    $EDGEBENCH_TEST_SCREENSHOTS when set) and its DOM holds the results table; every image and link
+    the page names resolves to a file of the folder. (Headless chromium does not report a missing
+    file:// image on its command line, so that part is checked on the files.)"""
+    import os
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("EDGEBENCH_TESTS_REQUIRE_ALL"):
+            pytest.fail("chromium is not installed (tests/run.sh installs it)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    out = tmp_path / "report"
+    proc = run_cli(
+        "report", "--run", report_runs["whisper"][:8], "--run", report_runs["sweep"][:8],
+        "--out", str(out), env=report_runs["env"],
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    shot = tmp_path / "report.png"
+    browser = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--window-size=1280,2400", f"--screenshot={shot}", (out / "index.html").as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert browser.returncode == 0, browser.stderr[-2000:]
+    assert_valid_png(shot)
+    dom = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+         (out / "index.html").as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert dom.returncode == 0 and '<table class="results">' in dom.stdout, dom.stderr[-2000:]
+    index = parse_index(out)
+    for link in index.links:
+        assert (out / unquote(urlparse(link).path)).is_file(), link
+    keep = os.environ.get("EDGEBENCH_TEST_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / "report.png")

@@ -126,8 +126,7 @@ def results_table(
                 longest if k == "setup" else max(len(h), *(len(Text.from_markup(r[k]).plain) for r in rows))
                 for h, _, k in shown
             )
-            + len(shown)
-            - 1
+            + 2 * len(shown)  # SIMPLE_HEAD: a one-space rule and one space of padding per column
         )
         if need > width:
             shown = [c for c in shown if c[2] != "pct"]

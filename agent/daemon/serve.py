@@ -177,7 +177,10 @@ class Daemon:
             return
         cfg = self.agent
         client.subscribe([(job_topic(cfg.fleet, cfg.host), 1), (job_topic(cfg.fleet), 1)])
-        self.resync.set()
+        # The status first, from here: a timer run's "offline" may be the retained status until now,
+        # and a controller selecting devices must see this daemon as soon as it says it is connected.
+        self.publish_status()
+        self.resync.set()  # the job states follow from the main loop
         log("connected", broker=cfg.broker, session_present=getattr(flags, "session_present", None))
 
     def _status(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.agent.errors import EdgebenchError
-from edgebench.agent.report.html import Entry, write_index
+from edgebench.agent.report.html import Entry, results_table_html, write_index
 from edgebench.agent.report.plots import Plot, all_plots, figure_class
 from edgebench.agent.report.sources import Loaded
 
@@ -113,6 +113,19 @@ def build_report(loaded: Loaded, out: Path, baseline: str | None, title: str) ->
         meta.append("from files: " + ", ".join(loaded.files))
     if loaded.store:
         meta.append(f"local store: {loaded.store}")
-    write_index(out, title, meta, tables, figures, skipped, data.name)
+    from edgebench.agent.report.headline import headline, result_rows
+
+    rows, text_columns = result_rows(loaded.docs)
+    write_index(
+        out,
+        title,
+        meta,
+        tables,
+        figures,
+        skipped,
+        data.name,
+        headline=headline(loaded.docs),
+        results_html=results_table_html(rows, text_columns),
+    )
     result.files.append(result.index)
     return result

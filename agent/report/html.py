@@ -22,6 +22,13 @@ figure { margin: 1.5rem 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #444; font-size: 0.9rem; }
 li.skipped { color: #666; }
+.headline { font-size: 1.05rem; background: #f6f8fa; padding: 0.6rem 1rem 0.6rem 2rem; }
+table.results { border-collapse: collapse; font-size: 0.85rem; margin: 1rem 0; }
+table.results th, table.results td { border-bottom: 1px solid #e4e4e4; padding: 0.25rem 0.6rem;
+  text-align: right; white-space: nowrap; }
+table.results th { background: #fafafa; position: sticky; top: 0; }
+table.results td.t, table.results th.t { text-align: left; }
+.scroll { overflow-x: auto; }
 code { background: #f4f4f4; padding: 0 0.2rem; }
 """
 
@@ -60,6 +67,8 @@ def write_index(
     skipped: list[tuple[str, str]],
     data_file: str,
     sections: list[tuple[str, list[str]]] | None = None,
+    headline: list[str] | None = None,
+    results_html: str = "",
 ) -> Path:
     """Write ``out/index.html`` and return its path. ``sections``: extra (heading, lines) lists shown
     before the tables (a recipe's steps and the commands they ran)."""
@@ -72,11 +81,17 @@ def write_index(
         f'<p class="meta">generated {escape(when)} by edgebench</p>',
         "<ul class='meta'>" + "".join(f"<li>{escape(m)}</li>" for m in meta) + "</ul>",
         *(
+            ["<ul class='headline'>" + "".join(f"<li>{escape(h)}</li>" for h in headline) + "</ul>"]
+            if headline
+            else []
+        ),
+        *(
             f"<h2>{escape(h)}</h2><ul>"
             + "".join(f"<li><code>{escape(x)}</code></li>" for x in lines)
             + "</ul>"
             for h, lines in sections or ()
         ),
+        *([f"<h2>Results</h2><div class='scroll'>{results_html}</div>"] if results_html else []),
         "<h2>Tables</h2>",
         *(_figure(t) for t in tables),
         "<h2>Plots</h2>",
@@ -96,3 +111,18 @@ def write_index(
     path = out / "index.html"
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return path
+
+
+def results_table_html(rows: list[dict[str, str]], text_columns: set[str]) -> str:
+    """A plain, selectable HTML table (copy it into a spreadsheet); every cell escaped."""
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    head = "".join(f'<th class="{"t" if c in text_columns else ""}">{escape(c)}</th>' for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="{"t" if c in text_columns else ""}">{escape(r[c])}</td>' for c in columns)
+        + "</tr>"
+        for r in rows
+    )
+    return f'<table class="results"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'

@@ -338,42 +338,170 @@ def tokens_per_s_vs(docs: Sequence[ResultDocument], x_axis: str) -> Plot:
 # --- WER vs latency ------------------------------------------------------------------------------------
 
 
-def wer_vs_latency(docs: Sequence[ResultDocument]) -> Plot:
-    """Accuracy/speed trade-off: WER against mean per-utterance latency, one marker per setup."""
-    plot = Plot(
-        "wer_vs_latency",
-        "WER vs latency",
-        "transcription WER against mean per-utterance latency (lower-left is better)",
-    )
-    ds = [d for d in docs if d.config.scenario == "transcribe" and metrics(d).wer is not None]
-    if not ds:
-        plot.skipped = (
-            "no transcribe result with a meaningful WER (untrained models report none; "
-            "e.g. `run -m whisper-tiny.en --scenario transcribe`)"
-        )
-        return plot
+RUNTIME_MARKERS = {"torch": "o", "onnxruntime": "s", "litert": "^", "ctranslate2": "D"}
+"""One marker per runtime, the same in every figure (others fall back to 'P')."""
+
+
+def host_colors(docs: Sequence[ResultDocument]) -> dict[str, str]:
+    """One colour per host, the same in every figure of a report (hosts in sorted order)."""
+    return {h: f"C{i % 10}" for i, h in enumerate(sorted({d.host for d in docs}))}
+
+
+def _precision_style(precision: str, color: str) -> dict[str, object]:
+    """fp32 filled, int8 hollow, fp16 half-transparent: the host's colour and the runtime's marker stay."""
+    if precision == "int8":
+        return {"facecolors": "none", "edgecolors": color, "linewidths": 1.5}
+    if precision == "fp16":
+        return {"color": color, "alpha": 0.5}
+    return {"color": color}
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the non-dominated points, both coordinates to be minimised: no other point is at
+    least as good on both and better on one."""
+    front = []
+    for i, (x, y) in enumerate(points):
+        if not any(x2 <= x and y2 <= y and (x2 < x or y2 < y) for j, (x2, y2) in enumerate(points) if j != i):
+            front.append(i)
+    return front
+
+
+def _tradeoff(
+    plot: Plot, ds: list[ResultDocument], x_of: Callable[[ResultDocument], float], xlabel: str
+) -> Plot:
+    """WER (y) against a cost (x): colour by host, marker by runtime, the Pareto front drawn and its
+    configurations labelled."""
     label_axes = varying(ds, SETUP_AXES) or ["model"]
     extra = [a for a in ("batch_size", "ctc_weight", "dataset") if len({axis_value(d, a) for d in ds}) > 1]
     ds = _newest(ds, lambda d: (setup_label(d, label_axes), *(axis_value(d, a) for a in extra)))
+    ds = sorted(ds, key=_setup_order)
+    colors = host_colors(ds)
     fig = figure_class()(figsize=(7.5, 5.0), layout="constrained")
     ax = fig.subplots()
-    markers = "osD^v<>PX*"
-    labels = dict.fromkeys(setup_label(d, label_axes) for d in sorted(ds, key=_setup_order))
-    for i, label in enumerate(labels):
-        group = [d for d in ds if setup_label(d, label_axes) == label]
-        xs = [metrics(d).latency_s * 1e3 for d in group]  # type: ignore[operator]
-        ys = [metrics(d).wer * 100 for d in group]  # type: ignore[operator]
-        ax.scatter(xs, ys, marker=markers[i % len(markers)], s=50, label=label)
-        for d, x, y in zip(group, xs, ys, strict=True):
-            note = ", ".join(_axis_text(a, axis_value(d, a)) for a in extra)
-            if note:
-                ax.annotate(note, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
-    ax.set_xlabel("mean latency per utterance (ms)")
+    xs = [x_of(d) for d in ds]
+    ys = [metrics(d).wer * 100 for d in ds]  # type: ignore[operator]
+    seen: set[str] = set()
+    for d, x, y in zip(ds, xs, ys, strict=True):
+        label = setup_label(d, label_axes)
+        ax.scatter(
+            [x],
+            [y],
+            marker=RUNTIME_MARKERS.get(d.config.runtime, "P"),
+            s=50,
+            label=None if label in seen else label,
+            zorder=3,
+            **_precision_style(d.config.precision, colors[d.host]),
+        )
+        seen.add(label)
+    front = sorted(pareto_front(list(zip(xs, ys, strict=True))), key=lambda i: xs[i])
+    ax.step([xs[i] for i in front], [ys[i] for i in front], where="post", color="0.4", lw=1, ls="--",
+            label="Pareto front", zorder=2)  # fmt: skip
+    ax.scatter([xs[i] for i in front], [ys[i] for i in front], s=140, facecolors="none", edgecolors="black",
+               linewidths=1.2, zorder=4)  # fmt: skip
+    for i in front:
+        note = ", ".join(
+            [setup_label(ds[i], label_axes), *(_axis_text(a, axis_value(ds[i], a)) for a in extra)]
+        )
+        ax.annotate(note, (xs[i], ys[i]), textcoords="offset points", xytext=(6, 5), fontsize=7)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("WER (%)")
-    top = max(metrics(d).wer or 0.0 for d in ds) * 100
+    top = max(ys)
     ax.set_ylim(-0.05 * top - 0.5, top * 1.15 + 1)  # WER 0 % stays visible, not on the frame
+    ax.set_xlim(left=0)  # a cost: never below zero
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
+    fig.suptitle(_title(plot.title, ds, label_axes))
+    plot.figure = fig
+    return plot
+
+
+def _with_wer(docs: Sequence[ResultDocument]) -> list[ResultDocument]:
+    return [d for d in docs if d.config.scenario == "transcribe" and metrics(d).wer is not None]
+
+
+_NO_WER = (
+    "no transcribe result with a meaningful WER (untrained models report none; "
+    "e.g. `run -m whisper-tiny.en --scenario transcribe`)"
+)
+
+
+def wer_vs_latency(docs: Sequence[ResultDocument]) -> Plot:
+    """Accuracy/speed trade-off: WER against mean per-utterance latency, the Pareto front marked."""
+    plot = Plot(
+        "wer_vs_latency",
+        "WER vs latency",
+        "transcription WER against mean per-utterance latency; circled and joined: the Pareto front "
+        "(no other configuration is both faster and more accurate); colour = host, marker = runtime, "
+        "filled = fp32, hollow = int8, faded = fp16",
+    )
+    ds = _with_wer(docs)
+    if not ds:
+        plot.skipped = _NO_WER
+        return plot
+    return _tradeoff(plot, ds, lambda d: metrics(d).latency_s * 1e3, "mean latency per utterance (ms)")  # type: ignore[operator]
+
+
+def _joules_per_utterance(d: ResultDocument) -> float | None:
+    e = d.energy
+    if e is None or e.joules_per_iteration is None:
+        return None
+    return e.joules_per_iteration / d.config.batch_size  # one transcribe call is one batch
+
+
+def wer_vs_energy(docs: Sequence[ResultDocument]) -> Plot:
+    """Accuracy/energy trade-off: WER against joules per utterance, the Pareto front marked."""
+    plot = Plot(
+        "wer_vs_energy",
+        "WER vs energy per utterance",
+        "transcription WER against joules per utterance (gross); circled and joined: the Pareto front; "
+        "colour = host, marker = runtime, filled = fp32, hollow = int8, faded = fp16",
+    )
+    ds = [d for d in _with_wer(docs) if _joules_per_utterance(d) is not None]
+    if not ds:
+        plot.skipped = (
+            _NO_WER if not _with_wer(docs) else "no transcribe result with energy (no power source)"
+        )
+        return plot
+    return _tradeoff(plot, ds, lambda d: _joules_per_utterance(d) or 0.0, "energy per utterance (J)")
+
+
+def rtf_bars(docs: Sequence[ResultDocument]) -> Plot:
+    """Real-time factor per host x runtime x precision with the 95 % CI over utterances."""
+    plot = Plot(
+        "rtf",
+        "Real-time factor",
+        "real-time factor (processing time / audio time; < 1 keeps up with live audio) with its 95 % "
+        "confidence interval (from the per-utterance latencies); colour = host",
+    )
+    ds = [d for d in docs if d.transcribe is not None and d.transcribe.latency_s.n >= 2]
+    if not ds:
+        plot.skipped = "no transcribe result with at least two measured utterances"
+        return plot
+    ds = _newest(
+        ds, lambda d: (d.host, d.config.model, d.config.runtime, d.config.precision, d.config.device)
+    )
+    ds = sorted(ds, key=lambda d: (d.host, *_setup_order(d)))
+    colors = host_colors(ds)
+    label_axes = varying(ds, SETUP_AXES) or ["runtime"]
+    fig = figure_class()(figsize=(max(6.0, 0.7 * len(ds) + 2), 4.6), layout="constrained")
+    ax = fig.subplots()
+    for i, d in enumerate(ds):
+        t = d.transcribe
+        assert t is not None
+        # RTF = total latency / total audio = mean latency x calls / audio: its 95 % CI is the mean
+        # latency's, scaled by the same factor (the audio is fixed)
+        lat = t.latency_s
+        scale = t.rtf / lat.mean if lat.mean > 0 else 0.0
+        err = [[(lat.mean - lat.ci95_low) * scale], [(lat.ci95_high - lat.mean) * scale]]
+        ax.bar(i, t.rtf, color=colors[d.host], yerr=err, capsize=4)
+    ax.set_xticks(
+        range(len(ds)), [setup_label(d, label_axes) for d in ds], rotation=30, ha="right", fontsize=8
+    )
+    if max(b.get_height() for b in ax.patches) > 0.5:  # the real-time line where it is in reach
+        ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
+    ax.set_ylabel("real-time factor")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3, axis="y")
     fig.suptitle(_title(plot.title, ds, label_axes))
     plot.figure = fig
     return plot
@@ -388,5 +516,7 @@ def all_plots(docs: Sequence[ResultDocument]) -> list[Plot]:
         tokens_per_s_vs(docs, "batch_size"),
         tokens_per_s_vs(docs, "new_tokens"),
         wer_vs_latency(docs),
+        wer_vs_energy(docs),
+        rtf_bars(docs),
         energy_vs_input_length(docs),
     ]

@@ -193,7 +193,11 @@ def report_table(docs: Sequence[ResultDocument], title: str = "edgebench results
     """Every selected result, one row each (the report's table; energy columns when measured)."""
     docs = sorted(docs, key=_doc_order)
     shown = varying(docs, SETUP_AXES)
-    constant = [fmt_axis(axis_value(docs[0], a)) for a in SETUP_AXES if a not in shown] if docs else []
+    constant = (
+        [fmt_axis(v) for a in SETUP_AXES if a not in shown and (v := axis_value(docs[0], a)) is not None]
+        if docs
+        else []
+    )
     all_m = [metrics(d) for d in docs]
     has_wer = any(m.wer is not None for m in all_m)
     has_rtf = any(m.rtf is not None for m in all_m)
