@@ -10,6 +10,7 @@ WER, a replayed power trace, a fake sysfs for temperatures, a dead letter, retai
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 import uuid
@@ -559,3 +560,23 @@ def test_check_command_reports_every_query(fleet_db, tmp_path: Path) -> None:  #
     assert r.returncode == 1 and f"{n} queries: 0 with data, {n} empty, 0 with errors" in r.stdout, r.stdout
     r = collector_cli("grafana", "check", "--influx-url", influx.url, "--database", empty_db)
     assert r.returncode == 0, r.stdout[-2000:]
+
+
+def test_overview_links_rows_to_run_detail_and_flags_slower_than_real_time() -> None:
+    """A row of the overview opens Run detail with that row's configuration (every variable the link
+    sets exists there and is filled from a column the row has); RTF > 1 is red."""
+    overview = DASHBOARDS["fleet-overview"]
+    panel = next(
+        p for p in overview["panels"] if p["title"] == "Latest result per configuration and scenario"
+    )
+    (link,) = panel["fieldConfig"]["defaults"]["links"]
+    detail = DASHBOARDS["run-detail"]
+    assert link["url"].startswith(f"/d/{detail['uid']}?${{__url_time_range}}")
+    linked = re.findall(r"var-(\w+)=\$\{__data\.fields\.(\w+)\}", link["url"])
+    assert {v for v, _ in linked} == {"host", "model", "runtime", "precision", "scenario"}
+    assert {v for v, _ in linked} <= set(variables_of(detail))
+    assert all(v == f for v, f in linked)  # the row's own tag columns (GROUP BY puts them in each row)
+    assert all(f in panel["targets"][0]["query"] for _, f in linked)
+    rtf = [o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "rtf"]
+    steps = next(p["value"]["steps"] for o in rtf for p in o["properties"] if p["id"] == "thresholds")
+    assert steps[-1] == {"color": "red", "value": 1.0}

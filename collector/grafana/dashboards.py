@@ -37,6 +37,15 @@ on results measured under qemu, absent on real devices) is grouped by too, so an
 show as such in every table and are never merged with a real device's."""
 WORKLOAD = ("batch_size", "input_seconds", "new_tokens", "ctc_weight", "torch_mode", "ort_opt_level", "label")
 """Tags a sweep varies within one configuration (absent where a scenario has no such axis)."""
+_LINKED = ("host", "model", "runtime", "precision", "scenario")
+RUN_DETAIL_LINK = {
+    "title": "Run detail of this configuration",
+    "url": "/d/edgebench-run-detail?${__url_time_range}"
+    + "".join(
+        f"&var-{t}=${{__data.fields.{t}}}" for t in ("host", "model", "runtime", "precision", "scenario")
+    ),
+}
+"""A row of an overview table opens Run detail narrowed to that row's configuration and time range."""
 SERIES_ALIAS = "$tag_host · $tag_model · $tag_runtime · $tag_precision"
 
 
@@ -109,6 +118,8 @@ def fleet_overview() -> dict[str, Any]:
             "under CPU emulation (qemu), not the device's speed.",
             sort_by="p50_s",
             h=10,
+            thresholds={"rtf": [(1.0, "red")]},  # slower than real time: cannot keep up with live audio
+            links=[RUN_DETAIL_LINK],
             units={
                 "p50_s": "s",
                 "p90_s": "s",
@@ -452,21 +463,23 @@ def run_detail() -> dict[str, Any]:
             "CPU frequency",
             [
                 target(
-                    f'SELECT "cpu_freq_mhz" FROM "telemetry_sample" {where(*sel)} {by}',
+                    'SELECT "cpu_freq_mhz" * 1000000 AS "cpu_freq_hz" '
+                    f'FROM "telemetry_sample" {where(*sel)} {by}',
                     fmt="time_series",
                     alias=f"{SERIES_ALIAS} · $tag_scenario",
                 )
             ],
-            unit="none",
+            unit="hertz",  # Grafana scales it: 1.5 GHz, 600 MHz
             points=False,
-            description="Mean CPU frequency (MHz): a drop under load with a high temperature is throttling.",
+            description="Mean CPU frequency: a drop under load with a high temperature is throttling.",
         ),
         table(
             "Thermal state and throttling per run",
             [target(thermal)],
             hide_time=False,
             h=7,
-            units={"temp_max_c": "celsius"},
+            units={"temp_max_c": "celsius", "cpu_freq_mhz": "none"},
+            thresholds={"temp_max_c": [(70.0, "orange"), (80.0, "red")]},  # a Pi 5 throttles from 80 °C
             description="throttled = true when the device throttled during the measurement (the result "
             "also carries a warning).",
         ),

@@ -143,7 +143,11 @@ def table(
     h: int = 9,
     units: dict[str, str] | None = None,
     transformations: list[dict[str, Any]] | None = None,
+    thresholds: dict[str, list[tuple[float, str]]] | None = None,
+    links: list[dict[str, str]] | None = None,
 ) -> Panel:
+    """``thresholds``: field -> [(from value, colour)] colouring that column's text (green below the
+    first); ``links``: data links on every cell (``${__data.fields.NAME}`` is the row's NAME)."""
     p = _base("table", title, targets, description, w, h)
     tf = list(transformations or [])
     if hide_time:
@@ -157,6 +161,25 @@ def table(
         p["fieldConfig"]["overrides"].append(
             {"matcher": {"id": "byName", "options": field}, "properties": [{"id": "unit", "value": u}]}
         )
+    for field, steps in (thresholds or {}).items():
+        p["fieldConfig"]["overrides"].append(
+            {
+                "matcher": {"id": "byName", "options": field},
+                "properties": [
+                    {
+                        "id": "thresholds",
+                        "value": {
+                            "mode": "absolute",
+                            "steps": [{"color": "green", "value": None}]
+                            + [{"color": color, "value": value} for value, color in steps],
+                        },
+                    },
+                    {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+                ],
+            }
+        )
+    if links:
+        p["fieldConfig"]["defaults"]["links"] = links
     p["options"] = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False}}
     return p
 
