@@ -194,3 +194,14 @@ def test_tables_read_well_at_80_columns(tmp_path: Path) -> None:
         half = (stats["ci95_high"] - stats["ci95_low"]) / 2
         assert f"{stats['mean'] * 1e3:.1f}±{half * 1e3:.1f}" in proc.stdout, proc.stdout  # whole
         assert f"{stats['mean'] * 1e3:.1f}" in compared.stdout, compared.stdout
+
+
+def test_models_listing_keeps_every_name_whole_at_80_columns() -> None:
+    from edgebench.models.registry import all_specs
+
+    proc = run_cli("models", env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in proc.stdout, proc.stdout
+    names = {line.split()[0] for line in lines if line.strip()}
+    assert {s.name for s in all_specs()} <= names, proc.stdout  # each name whole, at a row's start

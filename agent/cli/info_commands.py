@@ -33,14 +33,39 @@ def list_models(json_out: bool) -> None:
     if json_out:
         print(json.dumps(rows, indent=2))
         return
-    t = Table(title="models", header_style="bold", title_justify="left")
-    for col in ("name", "family", "params", "mels", "weights here", "description"):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(
-            r["name"], r["family"], human_count(r["params"]), str(r["n_mels"]), r["weights"], r["description"]
-        )
+    from rich import box
+
+    # Designed for 80 columns: the name (what one types) is never cut; the weights cell says only where
+    # they come from ("–" = none here, explained once in the caption); the description wraps between words.
+    t = Table(
+        title="models",
+        header_style="bold",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+        caption="weights: – none on this machine (`--weights DIR`, or see the README for offline packages); "
+        "random = seeded untrained weights (speed and memory are real; no WER), `--weights FILE` for a "
+        "trained state dict",
+        caption_justify="left",
+    )
+    t.add_column("name", no_wrap=True, min_width=max(len(r["name"]) for r in rows))
+    t.add_column("params", justify="right", no_wrap=True)
+    shown = [_weights_word(r["weights"]) for r in rows]
+    t.add_column("weights", no_wrap=True, min_width=max(len(w) for w in shown))
+    t.add_column("description", ratio=1, overflow="fold")
+    for r, weights in zip(rows, shown, strict=True):
+        t.add_row(r["name"], human_count(r["params"]), weights, r["description"])
     Console().print(t)
+
+
+def _weights_word(source: str) -> str:
+    """Where a model's weights come from, in one word for the table (``--json`` has the whole text)."""
+    if source.startswith("none here"):
+        return "–"
+    if source.startswith("random"):
+        return "random"
+    return source.split(" (")[0]
 
 
 def show_sysinfo(json_out: bool) -> None:
