@@ -7,9 +7,8 @@ import json
 
 def list_models(json_out: bool) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    from edgebench.agent.cli.tables import human_count
+    from edgebench.agent.cli.tables import compact_table, human_count
     from edgebench.models.registry import all_specs
     from edgebench.models.whisper.weights import weights_available
 
@@ -33,21 +32,13 @@ def list_models(json_out: bool) -> None:
     if json_out:
         print(json.dumps(rows, indent=2))
         return
-    from rich import box
-
     # Designed for 80 columns: the name (what one types) is never cut; the weights cell says only where
     # they come from ("–" = none here, explained once in the caption); the description wraps between words.
-    t = Table(
-        title="models",
-        header_style="bold",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        collapse_padding=True,
-        pad_edge=False,
-        caption="weights: – none on this machine (`--weights DIR`, or see the README for offline packages); "
+    t = compact_table(
+        "models",
+        "weights: – none on this machine (`--weights DIR`, or see the README for offline packages); "
         "random = seeded untrained weights (speed and memory are real; no WER), `--weights FILE` for a "
         "trained state dict",
-        caption_justify="left",
     )
     t.add_column("name", no_wrap=True, min_width=max(len(r["name"]) for r in rows))
     t.add_column("params", justify="right", no_wrap=True)

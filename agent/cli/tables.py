@@ -66,6 +66,21 @@ def energy_caption(docs: Sequence[ResultDocument]) -> str:
     return f" · energy: not measured ({reason})"
 
 
+def compact_table(title: str, caption: str | None = None) -> Table:
+    """The terminal tables' common shape: a rule under the header and one space between columns and
+    none at the edges, so that nine columns fit 80 characters; title and caption left-aligned."""
+    return Table(
+        title=title,
+        header_style="bold",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+        caption=caption,
+        caption_justify="left",
+    )
+
+
 def results_table(
     docs: Sequence[ResultDocument], title: str = "edgebench results", width: int | None = None
 ) -> Table:
@@ -83,17 +98,10 @@ def results_table(
     emulated = emulation_mark(docs)
     # First in the title, so that no width cuts it off: emulated timings are not the device's speed.
     mark = [f"[bold red]{escape(emulated)}[/]"] if emulated else []
-    t = Table(
-        title=" · ".join([*mark, title, *constant]),
-        header_style="bold",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        # One space between columns and none at the edges: nine columns fit 80 characters.
-        collapse_padding=True,
-        pad_edge=False,
-        caption="latency: mean±95% CI, p50/p90 in ms · MiB: the model's share (peak RSS − RSS before it"
+    t = compact_table(
+        " · ".join([*mark, title, *constant]),
+        "latency: mean±95% CI, p50/p90 in ms · MiB: the model's share (peak RSS − RSS before it"
         " loaded) / the process's peak RSS" + energy_caption(docs),
-        caption_justify="left",
     )
     has_energy = _has_energy(docs)
     rows = [_row(d, varying, axes, has_energy) for d in docs]
