@@ -274,10 +274,9 @@ def test_report_renders_in_headless_chromium(report_runs, tmp_path: Path) -> Non
     import subprocess
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("EDGEBENCH_TESTS_REQUIRE_ALL"):
-            pytest.fail("chromium is not installed (tests/run.sh installs it)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+    assert chromium is not None, (
+        "chromium is not installed (tests/run.sh installs it: apt-get install chromium)"
+    )
     out = tmp_path / "report"
     proc = run_cli(
         "report", "--run", report_runs["whisper"][:8], "--run", report_runs["sweep"][:8],

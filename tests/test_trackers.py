@@ -220,7 +220,6 @@ def test_poller_failing_to_start_falls_back(monkeypatch):
     assert mt.result.peak_rss_bytes > 0
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="no smaps_rollup (Linux < 4.14)")
 def test_pss_and_uss_are_sampled_and_ordered():
     """USS (private pages) <= PSS (shared pages split) <= RSS (shared pages counted whole)."""
     with MemoryTracker() as mt:
