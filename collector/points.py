@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import zlib
 from typing import TYPE_CHECKING, Any
 
 from edgebench.agent.results.schema import ResultDocument, Summary
@@ -272,7 +273,18 @@ def sysinfo_fields(doc: ResultDocument) -> dict[str, Any]:
     }
     for lib, version in sorted(s.libraries.items()):
         fields[f"lib_{lib}"] = str(version)
+    fields["software_id"] = software_id(doc)
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def software_id(doc: ResultDocument) -> int:
+    """A number that changes when the host's software does (edgebench, Python, OS, kernel, the measured
+    libraries): Trends annotates the runs where ``difference(software_id)`` is not 0 — InfluxQL cannot
+    compare strings between points, and a stateless collector cannot remember the previous run."""
+    s = doc.sysinfo
+    parts = [f"edgebench={doc.edgebench_version}", f"python={s.python}", f"os={s.os}", f"kernel={s.kernel}"]
+    parts += [f"{lib}={version}" for lib, version in sorted(s.libraries.items())]
+    return zlib.crc32("\n".join(parts).encode())
 
 
 def document_to_points(doc: ResultDocument) -> list[Point]:
@@ -301,7 +313,7 @@ def document_to_points(doc: ResultDocument) -> list[Point]:
         p = Point(LATENCY_SAMPLE)
         for k, v in tags.items():
             p.tag(k, v)
-        p.field("latency_s", float(latency)).field("iteration", i * stride)
+        p.field("latency_s", float(latency)).field("iteration", i * stride).field("run_id", doc.run_id)
         points.append(p.time(ts + i * stride, WritePrecision.NS))
 
     traces = ((POWER_SAMPLE, power_samples(doc)), (TELEMETRY_SAMPLE, telemetry_samples(doc)))
@@ -313,6 +325,7 @@ def document_to_points(doc: ResultDocument) -> list[Point]:
             for k, v in fields.items():
                 if v is not None:
                     p.field(k, v)
+            p.field("run_id", doc.run_id)
             points.append(p.time(stamp, WritePrecision.NS))
 
     info = Point(SYSINFO).tag("fleet", doc.fleet).tag("host", doc.host).tag("device_class", doc.device_class)
@@ -436,20 +449,23 @@ def document_to_lines(doc: ResultDocument) -> list[str]:
     lines = [format_line(INFERENCE, tags, format_fields(inference_fields(doc)), ts)]
     samples, stride = latency_samples(doc)
     _check_ts(ts + len(samples) * stride, LATENCY_SAMPLE)
+    run_id = format_fields({"run_id": doc.run_id})  # every sample names its run (Run detail's $run_id)
     for j, latency in enumerate(samples):
-        # same as format_fields({"latency_s": float(latency), "iteration": i}), inlined: the hot loop
+        # same as format_fields({"latency_s": …, "iteration": i, "run_id": …}), inlined: the hot loop
         i = j * stride
         latency = float(latency)
         if latency != latency or latency == _INF or latency == -_INF:
-            fields = f"iteration={i}i"
+            fields = f"iteration={i}i,{run_id}"
         else:
             s = str(latency)
-            fields = f"iteration={i}i,latency_s={s[:-2] if s.endswith('.0') else s}"
+            fields = f"iteration={i}i,latency_s={s[:-2] if s.endswith('.0') else s},{run_id}"
         lines.append(f"{LATENCY_SAMPLE}{tags}{fields} {ts + i}")
     traces = ((POWER_SAMPLE, power_samples(doc)), (TELEMETRY_SAMPLE, telemetry_samples(doc)))
     for measurement, samples in traces:
         for stamp, fields in samples:
-            lines.append(format_line(measurement, tags, format_fields(fields), stamp))
+            lines.append(
+                format_line(measurement, tags, format_fields({**fields, "run_id": doc.run_id}), stamp)
+            )
     info_tags = format_tags({"fleet": doc.fleet, "host": doc.host, "device_class": doc.device_class})
     lines.append(format_line(SYSINFO, info_tags, format_fields(sysinfo_fields(doc)), ts))
     return [line for line in lines if line]

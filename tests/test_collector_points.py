@@ -207,10 +207,13 @@ def test_energy_and_telemetry_fields_and_trace_points() -> None:
     power = [line for line in lines if line.startswith("power_sample,")]
     assert len(power) == 41
     assert power[1].endswith(f" {doc.energy.trace_start_ns + 50_000_000}")  # type: ignore[union-attr]
-    assert " t_s=0.05,watts=13 " in power[1]
+    run_id = f'run_id="{doc.run_id}"'  # every sample names its run (Run detail's $run_id)
+    assert f" {run_id},t_s=0.05,watts=13 " in power[1]
     tele = [line for line in lines if line.startswith("telemetry_sample,")]
     assert len(tele) == 4  # a point keeps t_s even when the sensors have nothing
-    assert " cpu_freq_mhz=3101,t_s=0.5 " in tele[1] and " t_s=1.5 " in tele[3]
+    assert f" cpu_freq_mhz=3101,{run_id},t_s=0.5 " in tele[1] and f" {run_id},t_s=1.5 " in tele[3]
+    latency = [line for line in lines if line.startswith("latency_sample,")]
+    assert latency and all(f",{run_id} " in line for line in latency)
     assert tele[0].split(" ")[0] == power[0].split(" ")[0].replace("power_sample", "telemetry_sample")
 
 

@@ -21,14 +21,16 @@ import pytest
 import yaml
 
 from edgebench.collector.grafana import interpolate as gi
+from edgebench.collector.grafana.alerts import evaluate, provisioning, rules
 from edgebench.collector.grafana.cli import render
 from edgebench.collector.grafana.dashboards import build_all
 from edgebench.collector.grafana.panels import DATASOURCE, DATASOURCE_UID
-from edgebench.collector.grafana.push import FOLDER_UID, datasource_body
+from edgebench.collector.grafana.push import FOLDER_TITLE, FOLDER_UID, datasource_body
 from edgebench.collector.grafana.verify import (
     check_ratio,
     check_series,
     group_tags,
+    query_count,
     select_columns,
     verify_dashboard,
 )
@@ -60,10 +62,14 @@ def test_committed_json_is_generated_from_code() -> None:
 def test_build_check_flags_a_stale_file(tmp_path: Path) -> None:
     from tests.test_grafana_push import collector_cli
 
-    r = collector_cli("grafana", "build", "--out", str(tmp_path))
-    assert r.returncode == 0 and "7 written" in r.stdout, r.stderr
+    out = ("--out", str(tmp_path), "--alerts", str(tmp_path / "alerts.yaml"))
+    r = collector_cli("grafana", "build", *out)
+    assert r.returncode == 0 and "8 written" in r.stdout, r.stderr
+    assert (tmp_path / "alerts.yaml").read_text() == (
+        GRAFANA / "provisioning" / "alerting" / ALERTS
+    ).read_text()
     (tmp_path / "trends.json").write_text("{}")
-    r = collector_cli("grafana", "build", "--out", str(tmp_path), "--check")
+    r = collector_cli("grafana", "build", *out, "--check")
     assert r.returncode != 0 and "trends.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert (tmp_path / "trends.json").read_text() == "{}"  # --check writes nothing
 
@@ -120,6 +126,67 @@ def test_provisioning_files_match_push() -> None:
         "providers"
     ]
     assert provider["folderUid"] == FOLDER_UID and provider["type"] == "file"
+
+
+ALERTS = "edgebench-alerts.yaml"
+
+
+def test_alert_rules_file_is_generated_and_well_formed() -> None:
+    """The committed rules are the code's; each is query A -> reduce B -> threshold C on the provisioned
+    data source, in the dashboards' folder, linked to an existing dashboard."""
+    text = (GRAFANA / "provisioning" / "alerting" / ALERTS).read_text()
+    assert text.endswith(render(provisioning()))
+    (group,) = yaml.safe_load(text)["groups"]
+    assert group["folder"] == "edgebench alerts" != FOLDER_TITLE  # a title (not a uid), not the dashboards'
+    panels = {d["uid"]: {p["id"]: p["title"] for p in d["panels"]} for d in DASHBOARDS.values()}
+    for rule in group["rules"]:
+        a, b, c = rule["data"]
+        assert rule["condition"] == c["refId"] == "C"
+        assert a["datasourceUid"] == DATASOURCE_UID and "$timeFilter" in a["model"]["query"]
+        assert b["model"]["expression"] == "A" and c["model"]["expression"] == "B"
+        assert {b["datasourceUid"], c["datasourceUid"]} == {"__expr__"}
+        link = rule["annotations"]  # Grafana refuses one of the two without the other
+        assert int(link["__panelId__"]) in panels[link["__dashboardUid__"]], rule["title"]
+    assert [r["title"] for r in group["rules"]] == [
+        "Agent offline",
+        "Transcription slower than real time",
+        "Campaign regression",
+    ]
+
+
+def test_alert_rules_fire_on_what_they_describe(influxdb) -> None:  # type: ignore[no-untyped-def]
+    """Each rule evaluated (Grafana's query -> last value -> threshold) against a real InfluxDB holding
+    both sides of its threshold: it fires for exactly the series it describes."""
+    db = influxdb.new_database("alerts")
+    t = time.time_ns() - 60 * 10**9
+    cfg = "model=whisper-tiny.en,precision=int8,runtime=onnxruntime,scenario=transcribe"
+    lines = [
+        f'agent_status,fleet=lab,host=pi1 online=0i,state="offline" {t}',
+        f'agent_status,fleet=lab,host=pi2 online=1i,state="online" {t}',
+        f'agent_status,fleet=lab,host=pi3 online=0i,state="offline" {t}',  # back online since
+        f'agent_status,fleet=lab,host=pi3 online=1i,state="online" {t + 10**9}',
+        f"inference,host=pi1,{cfg} rtf=1.4 {t}",  # too slow
+        f"inference,host=pi2,{cfg} rtf=0.5 {t}",
+        f"inference,host=pi3,{cfg} rtf=1.3 {t}",  # too slow once, fast in its latest result
+        f"inference,host=pi3,{cfg} rtf=0.9 {t + 10**9}",
+        f"inference,emulated=true,host=qemu-pi,{cfg} rtf=9 {t}",  # emulated: never alerts
+        f"inference,host=pi1,model=whisper-tiny.en,precision=int8,runtime=onnxruntime,scenario=forward "
+        f"latency_p50_s=2.0 {t}",  # no RTF: no series
+        f'campaign_regression,baseline=n0,campaign=n1,host=pi1,{cfg} ratio=1.3,verdict="regression" {t}',
+        f'campaign_regression,baseline=n0,campaign=n1,host=pi2,{cfg} ratio=1.01,verdict="unchanged" {t}',
+        f'campaign_regression,baseline=n0,campaign=n1,host=pi3,{cfg} ratio=0.7,verdict="improvement" {t}',
+    ]
+    status, body = influxdb.write(db, "\n".join(lines))
+    assert status == 204, body
+    firing = {}
+    for rule in rules():
+        instances = evaluate(rule, lambda q: influxdb.query(q, db))
+        firing[rule.uid] = sorted(i.labels["host"] for i in instances if i.firing)
+    assert firing == {
+        "edgebench-agent-offline": ["pi1"],
+        "edgebench-rtf-above-1": ["pi1"],
+        "edgebench-campaign-regression": ["pi1"],
+    }
 
 
 # ------------------------------------------------------------------------------------------ interpolation
@@ -406,9 +473,16 @@ def fleet_db(tmp_path_factory, mosquitto, influxdb):  # type: ignore[no-untyped-
             assert proc.returncode == 0, proc.stderr[-3000:]
             docs += json.loads(proc.stdout)
         docs += campaign_points(base, mosquitto, influxdb, db)
-        # one malformed message -> a dead letter (and a deadletter point)
         probe = MqttProbe(mosquitto, "host1", client_id=f"grafana-{uuid.uuid4().hex[:6]}")
         assert not probe.connect().is_failure
+        # host1's next run after a torch update (its Whisper result again, one library version changed):
+        # the Trends annotation marks it, and only it
+        updated = json.loads(json.dumps(next(d for d in docs if d["config"]["model"] == "whisper-tiny.en")))
+        updated |= {"run_id": str(uuid.uuid4()), "created_ns": time.time_ns()}
+        updated["sysinfo"]["libraries"]["torch"] = "99.0.0"
+        probe.publish(f"edgebench/v1/{MQTT_FLEET}/host1/result", json.dumps(updated).encode(), qos=1)
+        docs.append(updated)
+        # one malformed message -> a dead letter (and a deadletter point)
         probe.publish(f"edgebench/v1/{MQTT_FLEET}/host1/result", b"{not json", qos=1)
         probe.close()
 
@@ -460,7 +534,7 @@ def test_every_panel_query_returns_data(fleet_db, mode: str) -> None:  # type: i
         failures += [
             f"{q.where}: {'; '.join(q.problems)}\n    {q.sent}" for q in result.queries if q.problems
         ]
-    assert n_queries == sum(len(p["targets"]) for d in DASHBOARDS.values() for p in panels_of(d))
+    assert n_queries == sum(query_count(d) for d in DASHBOARDS.values())
     assert not failures, f"{len(failures)} of {n_queries} queries failed:\n" + "\n".join(failures)
     print(
         f"\ndashboard verification ({mode}): {len(DASHBOARDS)} dashboards, {n_panels} panels, "
@@ -534,6 +608,20 @@ def test_panels_show_the_measured_values(fleet_db) -> None:  # type: ignore[no-u
         for d in docs
     )
     assert sum(r["n"] for r in samples) == n_samples
+    # Run detail narrowed to one run (the overview's link sets $run_id): only that run's samples
+    detail = DASHBOARDS["run-detail"]
+    variables = variables_of(detail)
+    panel = next(p for p in detail["panels"] if p["title"] == "Latency from the samples")
+    current = {name: [gi.ALL] for name in variables} | {"run_id": [whisper["run_id"]]}
+    sent = gi.interpolate(panel["targets"][0]["query"], variables, current, time_from="now-1h")
+    (series,) = influx.query(sent, db)["results"][0]["series"]
+    assert series["values"][0][1] == len(whisper["transcribe"]["per_utterance"])
+    assert series["tags"]["model"] == "whisper-tiny.en"
+
+    # Trends marks host1's run after its torch update, and nothing else
+    (changed,) = rows("edgebench-trends", "annotation Software changed", "-")
+    updated = docs[-1]
+    assert changed["host"] == "host1" and changed["time"] == updated["created_ns"], changed
 
     health = "edgebench-fleet-health"
     assert rows(health, "Results in range")[0]["results"] == len(docs)
@@ -549,12 +637,20 @@ def test_check_command_reports_every_query(fleet_db, tmp_path: Path) -> None:  #
     from tests.test_grafana_push import collector_cli
 
     influx, db, _docs = fleet_db
-    n = sum(len(p["targets"]) for d in DASHBOARDS.values() for p in panels_of(d))
+    n = sum(query_count(d) for d in DASHBOARDS.values())
     r = collector_cli(
         "grafana", "check", "--influx-url", influx.url, "--database", db, "--from", "now-1h", "--strict"
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
-    assert f"{n} queries: {n} with data, 0 empty, 0 with errors" in r.stdout, r.stdout[-2000:]
+    assert f"{n} queries: {n} with data, 0 empty, 0 with errors; 3 alert rules, 0 with errors" in r.stdout, (
+        r.stdout[-2000:]
+    )
+    # the agents' runs ended: both hosts' latest status is offline (the rule fires once its 15 min pass)
+    assert (
+        "alert  Agent offline: 2 series, FIRING for 2: fleet=lab, host=host1; fleet=lab, host=host2"
+        in r.stdout
+    )
+    assert "alert  Transcription slower than real time: " in r.stdout
     empty_db = influx.new_database("grafana_empty")
     r = collector_cli("grafana", "check", "--influx-url", influx.url, "--database", empty_db, "--strict")
     assert r.returncode == 1 and f"{n} queries: 0 with data, {n} empty, 0 with errors" in r.stdout, r.stdout
@@ -573,10 +669,16 @@ def test_overview_links_rows_to_run_detail_and_flags_slower_than_real_time() -> 
     detail = DASHBOARDS["run-detail"]
     assert link["url"].startswith(f"/d/{detail['uid']}?${{__url_time_range}}")
     linked = re.findall(r"var-(\w+)=\$\{__data\.fields\.(\w+)\}", link["url"])
-    assert {v for v, _ in linked} == {"host", "model", "runtime", "precision", "scenario"}
+    assert {v for v, _ in linked} == {"host", "model", "runtime", "precision", "scenario", "run_id"}
     assert {v for v, _ in linked} <= set(variables_of(detail))
-    assert all(v == f for v, f in linked)  # the row's own tag columns (GROUP BY puts them in each row)
+    assert all(v == f for v, f in linked)  # the row's own columns (tags from GROUP BY, its run's id)
     assert all(f in panel["targets"][0]["query"] for _, f in linked)
+    hidden = [
+        o["matcher"]["options"]
+        for o in panel["fieldConfig"]["overrides"]
+        if o["properties"][0]["id"] == "custom.hidden"
+    ]
+    assert hidden == ["run_id"]  # queried for the link, not shown
     rtf = [o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "rtf"]
     steps = next(p["value"]["steps"] for o in rtf for p in o["properties"] if p["id"] == "thresholds")
     assert steps[-1] == {"color": "red", "value": 1.0}

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgebench.agent.trackers.interference import BUSY_CORES
 from edgebench.collector.grafana.panels import (
+    DATASOURCE,
     bar_gauge,
     dashboard,
     group_by,
@@ -41,11 +43,10 @@ _LINKED = ("host", "model", "runtime", "precision", "scenario")
 RUN_DETAIL_LINK = {
     "title": "Run detail of this configuration",
     "url": "/d/edgebench-run-detail?${__url_time_range}"
-    + "".join(
-        f"&var-{t}=${{__data.fields.{t}}}" for t in ("host", "model", "runtime", "precision", "scenario")
-    ),
+    + "".join(f"&var-{t}=${{__data.fields.{t}}}" for t in (*_LINKED, "run_id")),
 }
-"""A row of an overview table opens Run detail narrowed to that row's configuration and time range."""
+"""A row of an overview table opens Run detail narrowed to that row's configuration, its run and the
+time range."""
 SERIES_ALIAS = "$tag_host · $tag_model · $tag_runtime · $tag_precision"
 
 
@@ -104,6 +105,8 @@ def fleet_overview() -> dict[str, Any]:
         "model_share_bytes",
         "peak_rss_bytes",
         "wer",
+        "other_cores",
+        "run_id",
     )
     # Every axis a sweep varies is a row of its own: last() over a sweep would show whichever came last.
     latest = f'SELECT {columns} FROM "inference" {where(*FILTERS)} {group_by(*CONFIG, "scenario", *WORKLOAD)}'
@@ -115,11 +118,17 @@ def fleet_overview() -> dict[str, Any]:
             "x swept axis (batch, input seconds, new tokens, CTC weight, torch mode, ORT level, label) in "
             "the time range. Empty cells: the scenario does not produce that metric (e.g. WER only for "
             "trained models in transcribe) or no power source was available. emulated = true: measured "
-            "under CPU emulation (qemu), not the device's speed.",
+            "under CPU emulation (qemu), not the device's speed. other_cores: how many cores other "
+            "processes kept busy while it was measured — orange from 0.25, where the result is marked "
+            "busy (its figures may be slow and noisy). A row opens Run detail for its run.",
             sort_by="p50_s",
             h=10,
-            thresholds={"rtf": [(1.0, "red")]},  # slower than real time: cannot keep up with live audio
+            thresholds={
+                "rtf": [(1.0, "red")],  # slower than real time: cannot keep up with live audio
+                "other_cores": [(BUSY_CORES, "orange")],  # where a result is marked busy
+            },
             links=[RUN_DETAIL_LINK],
+            hidden=("run_id",),
             units={
                 "p50_s": "s",
                 "p90_s": "s",
@@ -130,6 +139,7 @@ def fleet_overview() -> dict[str, Any]:
                 "model_share_bytes": "bytes",
                 "peak_rss_bytes": "bytes",
                 "wer": "percentunit",
+                "other_cores": "none",
             },
         ),
         row("Speed (best first)"),
@@ -375,13 +385,41 @@ def trends() -> dict[str, Any]:
         filter_variables(),
         panels,
         time_from="now-90d",
+        annotations=[SOFTWARE_CHANGED],
     )
+
+
+SOFTWARE_CHANGES = (
+    'SELECT "changed", "host" FROM ('
+    'SELECT difference("software_id") AS "changed" FROM "sysinfo" '
+    f"{where('fleet', 'device_class', 'host')} {group_by('fleet', 'host')}"
+    ') WHERE "changed" <> 0'
+)
+"""The runs whose software (edgebench, Python, OS, kernel, a measured library) differs from the same
+host's run before: ``software_id`` is a checksum of those versions (collector/points.py)."""
+SOFTWARE_CHANGED = {
+    "name": "Software changed",
+    "datasource": DATASOURCE,
+    "enable": True,
+    "iconColor": "orange",
+    "query": SOFTWARE_CHANGES,
+    "textColumn": "host",
+    "tagsColumn": "host",
+}
+"""Trends' annotation: a marker on every graph where a host's software changed (the versions are in the
+"Software versions per run" table), so a step in a trend can be matched to an update at a glance."""
 
 
 # ------------------------------------------------------------------------------------------ run detail
 def run_detail() -> dict[str, Any]:
-    variables = [*filter_variables(), tag_variable("scenario", "Scenario", "inference", depends_on=FILTERS)]
-    sel = (*FILTERS, "scenario")
+    # run_id is a field (points.py says why): a SELECT variable, re-read when the time range changes
+    runs_in_range = f'SELECT DISTINCT("run_id") FROM "inference" {where(*FILTERS, "scenario")}'
+    variables = [
+        *filter_variables(),
+        tag_variable("scenario", "Scenario", "inference", depends_on=FILTERS),
+        query_variable("run_id", "Run", runs_in_range, refresh=2),
+    ]
+    sel = (*FILTERS, "scenario", "run_id")
     by = group_by(*CONFIG, "scenario")
     runs = (
         'SELECT "run_id", "latency_n", "latency_p50_s", "latency_p90_s", "energy_source", "energy_kind", '
@@ -395,7 +433,8 @@ def run_detail() -> dict[str, Any]:
         f'FROM "latency_sample" {where(*sel)} {by}'
     )
     thermal = (
-        f'SELECT "temp_max_c", "cpu_freq_mhz", "throttled", "warnings" FROM "inference" {where(*sel)} {by}'
+        'SELECT "temp_max_c", "cpu_freq_mhz", "throttled", "other_cores", "busy", "warnings" '
+        f'FROM "inference" {where(*sel)} {by}'
     )
     panels = [
         table(
@@ -474,20 +513,25 @@ def run_detail() -> dict[str, Any]:
             description="Mean CPU frequency: a drop under load with a high temperature is throttling.",
         ),
         table(
-            "Thermal state and throttling per run",
+            "Machine state per run: heat, throttling, other processes",
             [target(thermal)],
             hide_time=False,
             h=7,
-            units={"temp_max_c": "celsius", "cpu_freq_mhz": "none"},
-            thresholds={"temp_max_c": [(70.0, "orange"), (80.0, "red")]},  # a Pi 5 throttles from 80 °C
-            description="throttled = true when the device throttled during the measurement (the result "
-            "also carries a warning).",
+            units={"temp_max_c": "celsius", "cpu_freq_mhz": "none", "other_cores": "none"},
+            thresholds={
+                "temp_max_c": [(70.0, "orange"), (80.0, "red")],  # a Pi 5 throttles from 80 °C
+                "other_cores": [(BUSY_CORES, "orange")],
+            },
+            description="throttled = true when the device throttled during the measurement; other_cores: "
+            "cores other processes kept busy meanwhile, busy = true from 0.25 (the result also carries a "
+            "warning in both cases: its figures may be slower and noisier than on an idle device).",
         ),
     ]
     return dashboard(
         "edgebench-run-detail",
         "edgebench · Run detail",
-        "Per-iteration latency histogram, power trace, temperatures and throttling of the selected runs.",
+        "Per-iteration latency histogram, power trace, temperatures, throttling and interference of the "
+        "selected runs (Run: one run, or all in the time range).",
         variables,
         panels,
         time_from="now-24h",
@@ -587,12 +631,16 @@ def fleet_health() -> dict[str, Any]:
         stat(
             "Agents offline",
             f'SELECT count("online") - sum("online") AS "offline" FROM ({latest_online})',
-            description="Hosts whose latest status is offline (clean shutdown or the broker's Last Will).",
+            description="Hosts whose latest status is offline (clean shutdown or the broker's Last Will): "
+            "red from 1, as the provisioned 'Agent offline' alert (a device that runs only the timer, "
+            "without the campaign daemon, is offline between runs by design).",
+            thresholds=[(1.0, "red")],
         ),
         stat(
             "Dead letters in range",
             f'SELECT sum("count") AS "deadletters" FROM "deadletter" {where("fleet")}',
             description="Messages the collector rejected (malformed, wrong host, schema) in the time range.",
+            thresholds=[(1.0, "orange")],
         ),
         stat(
             "Results in range",

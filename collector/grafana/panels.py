@@ -145,9 +145,11 @@ def table(
     transformations: list[dict[str, Any]] | None = None,
     thresholds: dict[str, list[tuple[float, str]]] | None = None,
     links: list[dict[str, str]] | None = None,
+    hidden: tuple[str, ...] = (),
 ) -> Panel:
     """``thresholds``: field -> [(from value, colour)] colouring that column's text (green below the
-    first); ``links``: data links on every cell (``${__data.fields.NAME}`` is the row's NAME)."""
+    first); ``links``: data links on every cell (``${__data.fields.NAME}`` is the row's NAME, hidden
+    columns included); ``hidden``: columns queried for the links only."""
     p = _base("table", title, targets, description, w, h)
     tf = list(transformations or [])
     if hide_time:
@@ -176,6 +178,13 @@ def table(
                     },
                     {"id": "custom.cellOptions", "value": {"type": "color-text"}},
                 ],
+            }
+        )
+    for field in hidden:
+        p["fieldConfig"]["overrides"].append(
+            {
+                "matcher": {"id": "byName", "options": field},
+                "properties": [{"id": "custom.hidden", "value": True}],
             }
         )
     if links:
@@ -265,10 +274,24 @@ def xy_chart(
 
 
 def stat(
-    title: str, query: str, *, unit: str = "none", description: str = "", w: int = 6, h: int = 5
+    title: str,
+    query: str,
+    *,
+    unit: str = "none",
+    description: str = "",
+    w: int = 6,
+    h: int = 5,
+    thresholds: list[tuple[float, str]] | None = None,
 ) -> Panel:
+    """One number; ``thresholds`` = [(from value, colour)] over green (e.g. offline agents: red from 1)."""
     p = _base("stat", title, [target(query)], description, w, h)
     p["fieldConfig"]["defaults"] = {"unit": unit}
+    if thresholds:
+        p["fieldConfig"]["defaults"]["color"] = {"mode": "thresholds"}
+        p["fieldConfig"]["defaults"]["thresholds"] = {
+            "mode": "absolute",
+            "steps": [{"color": "green", "value": None}] + [{"color": c, "value": v} for v, c in thresholds],
+        }
     p["options"] = {
         "reduceOptions": {"values": False, "calcs": ["lastNotNull"], "fields": ""},
         "colorMode": "value",
@@ -336,6 +359,7 @@ def dashboard(
     time_from: str = "now-30d",
     tags: tuple[str, ...] = ("edgebench",),
     refresh: str = "",
+    annotations: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "uid": uid,
@@ -350,7 +374,7 @@ def dashboard(
         "time": {"from": time_from, "to": "now"},
         "refresh": refresh,
         "templating": {"list": variables},
-        "annotations": {"list": []},
+        "annotations": {"list": annotations or []},
         "links": [
             {
                 "type": "dashboards",

@@ -1,4 +1,4 @@
-"""Run every variable and panel query of the dashboards against an InfluxDB, as Grafana would.
+"""Run every variable, panel and annotation query of the dashboards against an InfluxDB, as Grafana would.
 
 Used by ``edgebench-collector grafana check`` (does my database feed every panel?) and by
 tests/test_dashboards.py (proof against real data). Per dashboard: each variable's query is interpolated
@@ -31,6 +31,8 @@ class QueryCheck:
     problems: list[str] = field(default_factory=list)
     data: list[dict[str, Any]] = field(default_factory=list, repr=False)
     """The series InfluxDB returned (name, tags, columns, values)."""
+    ran: bool = False
+    """InfluxDB answered (with data or without)."""
 
     @property
     def where(self) -> str:
@@ -179,19 +181,40 @@ def verify_dashboard(
         frames = []
         for t in panel["targets"]:
             sent = gi.interpolate(t["query"], variables, current, **span)
-            check = QueryCheck(dash["uid"], panel["title"], t["refId"], sent)
+            check = _run_check(QueryCheck(dash["uid"], panel["title"], t["refId"], sent), t["query"], run)
             result.queries.append(check)
-            if "$" in sent.replace("$/", ""):
-                check.problems.append("unsubstituted variable")
-                continue
-            try:
-                series = run(sent)["results"][0].get("series", []) or []
-            except Exception as exc:
-                check.problems.append(f"query failed: {exc}")
-                continue
-            check.series, check.data = len(series), series
-            check.problems += check_series(t["query"], series)
-            frames.append((t, series))
+            if check.ran:
+                frames.append((t, check.data))
         if len(frames) == len(panel["targets"]):
             result.queries[-1].problems += check_ratio(panel, frames)
+    for annotation in dash.get("annotations", {}).get("list", []):
+        sent = gi.interpolate(annotation["query"], variables, current, **span)
+        name = f"annotation {annotation['name']}"
+        check = _run_check(QueryCheck(dash["uid"], name, "-", sent), annotation["query"], run)
+        result.queries.append(check)
+        if check.data:  # the columns Grafana takes the annotation's text and tags from
+            columns = {annotation.get("textColumn"), annotation.get("tagsColumn")} - {None, ""}
+            have = {c for s in check.data for c in s["columns"]}
+            check.problems += [f"no column {c} for the annotation" for c in sorted(columns - have)]
     return result
+
+
+def _run_check(check: QueryCheck, query: str, run: QueryFn) -> QueryCheck:
+    """Send ``check.sent`` (the interpolated ``query``) and record InfluxDB's answer and its problems."""
+    if "$" in check.sent.replace("$/", ""):
+        check.problems.append("unsubstituted variable")
+        return check
+    try:
+        series = run(check.sent)["results"][0].get("series", []) or []
+    except Exception as exc:  # an InfluxQL or HTTP error: report, keep checking the rest
+        check.problems.append(f"query failed: {exc}")
+        return check
+    check.ran, check.series, check.data = True, len(series), series
+    check.problems += check_series(query, series)
+    return check
+
+
+def query_count(dash: Mapping[str, Any]) -> int:
+    """Queries :func:`verify_dashboard` runs besides the variables': every panel target and annotation."""
+    targets = sum(len(p["targets"]) for p in dash["panels"] if p["type"] != "row")
+    return targets + len(dash.get("annotations", {}).get("list", []))
