@@ -7,6 +7,7 @@ Uses the session fixture ``report_runs`` (tests/conftest.py; slow, > 20 s, share
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -157,7 +158,9 @@ def test_text_from_results_is_escaped(report_runs, tmp_path: Path) -> None:
                    env=report_runs["env"])  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     html = (out / "index.html").read_text()
-    assert "<script>" not in html and "<b>title</b>" not in html
+    assert (
+        html.count("<script>") == 1 and "<script>alert" not in html and "<b>title</b>" not in html
+    )  # ours only
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;co" in html
     assert "evil &amp; &lt;file&gt;.json" in html
     assert '<script>alert("x")</script>&co' in " ".join(parse_index(out).text)  # round-trips
@@ -266,9 +269,9 @@ def test_pareto_front_keeps_only_non_dominated_points() -> None:
 
 def test_report_renders_in_headless_chromium(report_runs, tmp_path: Path) -> None:
     """The page a person opens: Debian's chromium renders index.html from disk (a screenshot, kept in
-    $EDGEBENCH_TEST_SCREENSHOTS when set) and its DOM holds the results table; every image and link
-    the page names resolves to a file of the folder. (Headless chromium does not report a missing
-    file:// image on its command line, so that part is checked on the files.)"""
+    $EDGEBENCH_TEST_SCREENSHOTS when set) and its DOM holds the results table; every picture loaded in
+    the browser (the page marks one that did not, which a copy without one picture proves) and every
+    link the page names resolves to a file of the folder."""
     import os
     import shutil
     import subprocess
@@ -297,9 +300,23 @@ def test_report_renders_in_headless_chromium(report_runs, tmp_path: Path) -> Non
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert dom.returncode == 0 and '<table class="results">' in dom.stdout, dom.stderr[-2000:]
+    # every picture loaded in the browser (the page marks one that did not: data-missing)
+    assert "<img " in dom.stdout and 'data-missing="true"' not in dom.stdout, dom.stdout[-3000:]
     index = parse_index(out)
     for link in index.links:
         assert (out / unquote(urlparse(link).path)).is_file(), link
+    # ... and the mark is real: the same report copied without one of its pictures shows it missing
+    copy = tmp_path / "copied"
+    shutil.copytree(out, copy)
+    src = re.search(r'<img src="([^"]+)"', (copy / "index.html").read_text())[1]  # type: ignore[index]
+    (copy / unquote(src)).unlink()
+    page = (copy / "index.html").as_uri()
+    dom = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert dom.stdout.count('data-missing="true"') == 1, dom.stdout[-3000:]
+    assert f"missing picture: {src}" in dom.stdout
     keep = os.environ.get("EDGEBENCH_TEST_SCREENSHOTS")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)

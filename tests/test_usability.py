@@ -205,3 +205,24 @@ def test_models_listing_keeps_every_name_whole_at_80_columns() -> None:
     assert max(len(line) for line in lines) <= 80 and "…" not in proc.stdout, proc.stdout
     names = {line.split()[0] for line in lines if line.strip()}
     assert {s.name for s in all_specs()} <= names, proc.stdout  # each name whole, at a row's start
+
+
+def test_recipe_list_keeps_names_and_words_whole_at_80_columns() -> None:
+    """The recipe table wraps only between words (it once printed `Transformer-hybri|d`)."""
+    from edgebench.agent.recipes.spec import builtin_names, load_recipe
+
+    proc = run_cli("recipe", "list", env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    recipes = [load_recipe(name) for name in builtin_names()]
+    table = proc.stdout[proc.stdout.index(" name ") : proc.stdout.index("seed: the benchmark")]
+    lines = table.splitlines()  # (the files line after the caption is a path: never broken, may be longer)
+    assert max(len(line.rstrip()) for line in lines) <= 80 and "…" not in proc.stdout, proc.stdout
+    whole = {
+        w for r in recipes for w in [r.name, *r.title.split(), *", ".join(s.label for s in r.steps).split()]
+    }
+    whole |= {r.seed.split()[0] for r in recipes} | {"name", "reproduces", "seed", "steps"}
+    # every word of the rows is a whole word of a name, title, seed or step (a split word is not)
+    words = {w for w in table.split() if set(w) != {"─"}}
+    assert words <= whole, words - whole
+    for recipe in recipes:
+        assert any(line.split()[:1] == [recipe.name] for line in lines), recipe.name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from edgebench.agent.errors import EdgebenchError
@@ -12,8 +13,8 @@ from edgebench.agent.report.sources import Selection
 
 def list_recipes(json_out: bool) -> None:
     from rich.console import Console
-    from rich.table import Table
 
+    from edgebench.agent.cli.tables import compact_table
     from edgebench.agent.recipes.spec import builtin_names, load_recipe
 
     recipes = [load_recipe(name) for name in builtin_names()]
@@ -35,18 +36,30 @@ def list_recipes(json_out: bool) -> None:
             )
         )
         return
-    table = Table(title="Recipes (edgebench-agent recipe run NAME [--quick])", title_justify="left")
-    for col in ("name", "reproduces", "steps", "report"):
-        table.add_column(col, overflow="fold")
+    # names are typed: never wrapped; the rest wraps between words (a word longer than its column is
+    # never cut in two: the columns' minimum is their longest word)
+    table = compact_table(
+        "Recipes (edgebench-agent recipe run NAME [--quick])",
+        caption="seed: the benchmark write-up a recipe reproduces (the documents edgebench grew from); "
+        "`edgebench-agent recipe show NAME` prints a recipe whole",
+    )
+    table.add_column("name", no_wrap=True)
+    table.add_column("reproduces", min_width=_longest_word(r.title for r in recipes))
+    table.add_column("seed", no_wrap=True)
+    table.add_column("steps", min_width=_longest_word(s.label for r in recipes for s in r.steps))
     for r in recipes:
-        table.add_row(r.name, f"{r.title}\n[dim]{r.seed}[/]", ", ".join(s.label for s in r.steps), r.report)
+        table.add_row(r.name, r.title, r.seed.split(" ", 1)[0], ", ".join(s.label for s in r.steps))
     console = Console()
     console.print(table)
     console.print(
         f"[dim]files: {recipes[0].path.parent if recipes else '-'} — copy one, edit it, and run "
         "`edgebench-agent recipe run my.toml`[/]",
-        soft_wrap=True,
+        soft_wrap=True,  # a path is never broken in two
     )
+
+
+def _longest_word(texts: Iterable[str]) -> int:
+    return max((len(word) for text in texts for word in text.split()), default=1)
 
 
 def show_recipe(name: str, quick: bool, sets: list[str] | None) -> None:

@@ -13,6 +13,21 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
+_MISSING_PICTURES = """
+document.querySelectorAll("img").forEach(function (img) {
+  function missing() {
+    img.setAttribute("data-missing", "true");
+    var note = document.createElement("p");
+    note.className = "missing";
+    note.textContent = "missing picture: " + img.getAttribute("src") + " (copy the whole report folder)";
+    img.after(note);
+  }
+  if (img.complete && img.naturalWidth === 0) { missing(); } else { img.addEventListener("error", missing); }
+});
+"""
+"""A report copied without all its files says which picture is missing instead of a broken-image icon;
+the browser test (tests/test_report.py) reads the same mark from chromium's DOM."""
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; padding: 0 1rem;
        color: #222; }
@@ -29,6 +44,7 @@ table.results th, table.results td { border-bottom: 1px solid #e4e4e4; padding: 
 table.results th { background: #fafafa; position: sticky; top: 0; }
 table.results td.t, table.results th.t { text-align: left; }
 .scroll { overflow-x: auto; }
+.missing { color: #b00; font-weight: bold; }
 code { background: #f4f4f4; padding: 0 0.2rem; }
 """
 
@@ -107,6 +123,7 @@ def write_index(
         f'<h2>Data</h2><p>The result documents behind this report: <a href="{_link(data_file)}">'
         f"{escape(data_file)}</a> (usable with <code>edgebench-agent compare --from</code>).</p>"
     )
+    parts.append(f"<script>{_MISSING_PICTURES}</script>")
     parts.append("</body></html>")
     path = out / "index.html"
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
