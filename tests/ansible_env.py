@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -24,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +81,8 @@ class PlaybookRun:
     output: str
     seconds: float
     recap: dict[str, dict[str, int]] = field(default_factory=dict)
+    # (seconds, host, task) of every task that ran, from tests/ansible_callbacks/task_times.py
+    task_times: list[tuple[float, str, str]] = field(default_factory=list)
 
     def changed(self, host: str | None = None) -> int:
         """Changed tasks of one host, or of all hosts."""
@@ -95,8 +99,11 @@ class PlaybookRun:
                 out.append(f"{task} {line[:160]}")
         return out
 
-    def summary(self) -> str:
-        return f"{self.seconds:.0f} s, changed={ {h: r['changed'] for h, r in self.recap.items()} }"
+    def summary(self, slowest: int = 6) -> str:
+        """Run time, changed tasks per host, and the slowest tasks (where a slow test's minutes went)."""
+        head = f"{self.seconds:.0f} s, changed={ {h: r['changed'] for h, r in self.recap.items()} }"
+        slow = sorted(self.task_times, reverse=True)[:slowest]
+        return head + "".join(f"\n    {s:7.1f} s  {host}: {task}" for s, host, task in slow)
 
 
 def run_playbook(
@@ -108,6 +115,8 @@ def run_playbook(
 ) -> PlaybookRun:
     """``ansible-playbook deploy.yml -i inventory extra...`` from ``source``/ansible (its ansible.cfg)."""
     argv = [str(ANSIBLE_PLAYBOOK), "deploy.yml", "-i", str(inventory), *extra]
+    times_fd, times_file = tempfile.mkstemp(prefix="task-times-", suffix=".jsonl")
+    os.close(times_fd)
     full_env = {
         **os.environ,
         # A fresh ssh connection per task: no ControlPersist master may outlive the test.
@@ -115,13 +124,23 @@ def run_playbook(
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).with_name("ansible_callbacks")),
+        "ANSIBLE_CALLBACKS_ENABLED": "task_times",
+        "EDGEBENCH_TASK_TIMES": times_file,
         **(env or {}),
     }
     t0 = time.monotonic()
-    r = subprocess.run(
-        argv, cwd=source / "ansible", env=full_env, capture_output=True, text=True, timeout=timeout
-    )
+    try:
+        r = subprocess.run(
+            argv, cwd=source / "ansible", env=full_env, capture_output=True, text=True, timeout=timeout
+        )
+        lines = Path(times_file).read_text().splitlines()
+    finally:
+        os.unlink(times_file)
     run = PlaybookRun(argv, r.returncode, r.stdout + r.stderr, time.monotonic() - t0)
+    for line in lines:
+        t = json.loads(line)
+        run.task_times.append((t["seconds"], t["host"], t["task"]))
     if "PLAY RECAP" in run.output:
         run.recap = parse_recap(run.output)
     return run

@@ -23,6 +23,35 @@ def needs(ok: bool, reason: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(not ok and not REQUIRE_ALL, reason=reason)
 
 
+def import_or_fail(module: str, reason: str | None = None) -> Any:
+    """``pytest.importorskip`` that fails under tests/run.sh: there every package is installed, and a
+    test skipped for a missing one would prove nothing in CI."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        why = reason or f"{module} is not installed"
+        if REQUIRE_ALL:
+            pytest.fail(f"prerequisite missing under tests/run.sh: {why}", pytrace=False)
+        pytest.skip(why, allow_module_level=True)
+
+
+def write_executable(path: Path, text: str) -> Path:
+    """A script the code under test will execute, written by a separate ``install`` process.
+
+    Written here, the file's descriptor could be inherited by a child that another thread of this process
+    forks at that moment (leftover samplers of earlier tests run tools); until that child execs, Linux
+    refuses to run the file ("Text file busy", seen on CI). The draft this process writes is never run.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(path.name + ".draft")
+    draft.write_text(text)
+    subprocess.run(["install", "-m", "0755", str(draft), str(path)], check=True)
+    draft.unlink()
+    return path
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip on a developer's machine; fail under tests/run.sh, which is meant to provide everything."""
     if REQUIRE_ALL:
@@ -32,9 +61,12 @@ def skip_or_fail(reason: str) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tests.persistent_cache import model_cache_dir
+
     base = tmp_path_factory.mktemp("edgebench-home")
     os.environ["EDGEBENCH_DATA_DIR"] = str(base / "data")
-    os.environ["EDGEBENCH_CACHE_DIR"] = str(base / "cache")
+    # exports and converted weights outlive the session, keyed by their sources (tests/persistent_cache.py)
+    os.environ["EDGEBENCH_CACHE_DIR"] = str(model_cache_dir() or base / "cache")
     os.environ["HF_HUB_OFFLINE"] = "1"
 
 

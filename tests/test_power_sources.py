@@ -6,7 +6,6 @@ documented Python APIs (the real pynvml/jtop modules, with their hardware calls 
 from __future__ import annotations
 
 import os
-import stat
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from edgebench.agent.errors import EdgebenchError
 from edgebench.agent.power.base import SourceUnavailable
 from edgebench.agent.power.detect import check_spec, make_source, open_source, probe_all
-from tests.conftest import needs
+from tests.conftest import needs, write_executable
 
 DATA = Path(__file__).parent / "data" / "power"
 MAX_RANGE = 262_143_328_850  # a real package domain's max_energy_range_uj
@@ -28,9 +27,7 @@ def write(path: Path, text: str) -> None:
 
 
 def executable(path: Path, body: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"#!{sys.executable}\n{body}")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    write_executable(path, f"#!{sys.executable}\n{body}")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from edgebench.agent.telemetry import cpufreq, rpi, thermal
 from edgebench.agent.telemetry.monitor import TelemetryMonitor, throttle_warning
+from tests.conftest import write_executable
 
 
 def write(path: Path, text: str) -> None:
@@ -82,14 +82,12 @@ def test_pi_throttled_flags() -> None:
 
 
 def fake_vcgencmd(bin_dir: Path, value_file: Path) -> None:
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    exe = bin_dir / "vcgencmd"
-    exe.write_text(
+    write_executable(
+        bin_dir / "vcgencmd",
         f"#!{sys.executable}\nimport sys\n"
         "if sys.argv[1:] == ['get_throttled']:\n"
-        f"    print('throttled=' + open({str(value_file)!r}).read().strip())\n"
+        f"    print('throttled=' + open({str(value_file)!r}).read().strip())\n",
     )
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
 
 
 def test_monitor_flags_pi_throttling_during_the_window(roots: tuple[Path, Path], tmp_path: Path) -> None:
@@ -133,10 +131,7 @@ def test_monitor_x86_throttle_counter_and_no_sensors(roots: tuple[Path, Path]) -
 
 
 def test_monitor_jetson_state(roots: tuple[Path, Path], tmp_path: Path) -> None:
-    exe = tmp_path / "bin" / "nvpmodel"
-    exe.parent.mkdir(parents=True, exist_ok=True)
-    exe.write_text(f"#!{sys.executable}\nprint('NV Power Mode: MAXN\\n0')\n")
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    write_executable(tmp_path / "bin" / "nvpmodel", f"#!{sys.executable}\nprint('NV Power Mode: MAXN\\n0')\n")
     mon = TelemetryMonitor()
     assert mon.summarize(mon.begin()).nvpmodel == "MAXN"
     mon = TelemetryMonitor(jetson_state=lambda: ("15W", False))
