@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from tests.ansible_env import NetnsDevice, _sh
+from tests.persistent_cache import cache_root
 
 DATA = Path(__file__).resolve().parent / "data"
 QEMU_CPU = "cortex-a76"
@@ -50,10 +51,6 @@ PACKAGES = (
     "powertop",
 )
 _RECIPE = f"debootstrap --arch=arm64 --variant=minbase {SUITE} {','.join(PACKAGES)} v1"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("EDGEBENCH_TEST_CACHE", "/var/cache/edgebench-tests"))
 
 
 def debian_mirror() -> str:

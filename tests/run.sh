@@ -49,4 +49,5 @@ export EDGEBENCH_LITERT_PYTHON="$PWD/.venv-litert/bin/python"
 export HF_HUB_OFFLINE=1
 # Everything a test needs is installed above: a missing prerequisite fails instead of skipping (conftest).
 export EDGEBENCH_TESTS_REQUIRE_ALL=1
-exec .venv/bin/python -m pytest -q "$@"
+# --durations: the slowest tests, so that a slow machine's CI log says where the time went.
+exec .venv/bin/python -m pytest -q --durations=25 "$@"

