@@ -160,6 +160,9 @@ class Site:
         return cfg
 
 
+MAX_RUNS = 18
+
+
 def test_false_positive_rate_of_ten_unchanged_repeats() -> None:
     """The same cheap configuration run 11 times, each a separate ``edgebench-agent run`` (a new process,
     as campaign jobs are); each of ten repeats checked against the first, at the default settings (run
@@ -171,34 +174,41 @@ def test_false_positive_rate_of_ten_unchanged_repeats() -> None:
 
     A repeat whose own record says the machine was disturbed (other processes busy, or a hypervisor
     stealing a tenth of a core: CI's shared VMs do) is a slowdown the result explains; it is listed and
-    not counted. CI once saw two undisturbed-looking repeats 16 % slower than the first: a shared VM's
-    noise the kernel's accounting does not show, hence at most 2 of 10."""
+    left out, the reference included, and another run takes its place (at most ``MAX_RUNS`` runs; at
+    least 8 repeats are judged). CI once saw two undisturbed-looking repeats 16 % slower than the first:
+    a shared VM's noise the kernel's accounting does not show, hence at most 2 of 10."""
     from edgebench.collector.campaign.regression import compare
     from tests.conftest import run_cli
 
-    runs, disturbed = [], []
-    for i in range(11):
+    reference, repeats, disturbed = None, [], []
+    for i in range(MAX_RUNS):  # a reference and ten repeats, all on an undisturbed machine
         proc = run_cli("run", *CHEAP, "--no-store", "--no-publish", "--json", env={"HF_HUB_OFFLINE": "1"})
         assert proc.returncode == 0, proc.stderr
         doc = json.loads(proc.stdout)[0]
         assert doc["policy"]["allocator"].startswith("glibc pinned")
-        runs.append(doc["forward"]["latency_samples_s"])
         others = doc["interference"]
         assert others is not None, "a measured window without its interference record"
         steal_cores = others["steal_s"] / others["window_s"]
         if others["busy"] or steal_cores >= 0.1:
             disturbed.append(i)
-            print(f"repeat {i}: disturbed (other cores {others['other_cores']:.2f}, steal {steal_cores:.2f})")
-    assert 0 not in disturbed, "the reference run itself was disturbed: nothing to judge against"
-    verdicts = {i: compare({("k",): runs[0]}, {("k",): runs[i]})[0] for i in range(1, 11)}
-    judged = {i: v for i, v in verdicts.items() if i not in disturbed}
-    flagged = sum(v.verdict != "unchanged" for v in judged.values())
-    raw = sum(v.p_value is not None and v.p_value < 0.01 for v in judged.values())
-    print(
-        f"false positives: {flagged}/{len(judged)} (rank test alone at p<0.01: {raw}); ratios "
-        + ", ".join(f"{v.ratio:.3f}{'*' if i in disturbed else ''}" for i, v in verdicts.items())
+            print(f"run {i}: disturbed (other cores {others['other_cores']:.2f}, steal {steal_cores:.2f})")
+        elif reference is None:
+            reference = doc["forward"]["latency_samples_s"]
+        else:
+            repeats.append(doc["forward"]["latency_samples_s"])
+            if len(repeats) == 10:
+                break
+    assert reference is not None and len(repeats) >= 8, (
+        f"{len(disturbed)} of {MAX_RUNS} runs were measured on a disturbed machine: nothing to judge"
     )
-    assert len(judged) >= 8, f"{len(disturbed)} of 10 repeats ran on a disturbed machine"
+    verdicts = [compare({("k",): reference}, {("k",): r})[0] for r in repeats]
+    flagged = sum(v.verdict != "unchanged" for v in verdicts)
+    raw = sum(v.p_value is not None and v.p_value < 0.01 for v in verdicts)
+    print(
+        f"false positives: {flagged}/{len(verdicts)} (rank test alone at p<0.01: {raw}); ratios "
+        + ", ".join(f"{v.ratio:.3f}" for v in verdicts)
+        + f"; {len(disturbed)} disturbed run(s) left out"
+    )
     assert flagged <= 2
 
 
