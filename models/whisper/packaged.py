@@ -165,7 +165,11 @@ def join_base_parts(parts: list[Path], target: Path) -> Path:
             if _joined(target):  # another process finished first
                 return target
             shutil.rmtree(target)
-        os.rename(tmp, target)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not _joined(target):  # not a race lost to another process's finished join
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
