@@ -142,6 +142,9 @@ def test_deploy_rpi_class_and_whisper_results_reach_influxdb(  # ~10 min: emulat
         _assert_ok(full)
         assert full.changed(HOSTNAME) > 0
         assert "RUNNING HANDLER [agent : Smoke run]" in full.output
+        # the exports went over as archives, which were only the means of the copy: none is kept
+        assert "TASK [agent : Copy those exports to the device" in full.output
+        assert not list((tmp_path / "controller" / "export-archives").glob("*.tar"))
 
         # The lean device install: no torch, no exporters, within budget.
         r = pi.ssh("du -sm /opt/edgebench/venv | cut -f1; /opt/edgebench/venv/bin/python -c "
