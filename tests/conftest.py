@@ -31,10 +31,7 @@ def import_or_fail(module: str, reason: str | None = None) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        why = reason or f"{module} is not installed"
-        if REQUIRE_ALL:
-            pytest.fail(f"prerequisite missing under tests/run.sh: {why}", pytrace=False)
-        pytest.skip(why, allow_module_level=True)
+        skip_or_fail(reason or f"{module} is not installed")
 
 
 def write_executable(path: Path, text: str) -> Path:
@@ -55,8 +52,8 @@ def write_executable(path: Path, text: str) -> Path:
 def skip_or_fail(reason: str) -> None:
     """Skip on a developer's machine; fail under tests/run.sh, which is meant to provide everything."""
     if REQUIRE_ALL:
-        pytest.fail(f"prerequisite missing under tests/run.sh: {reason}")
-    pytest.skip(reason)
+        pytest.fail(f"prerequisite missing under tests/run.sh: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)  # also from a module's top level (import_or_fail)
 
 
 @pytest.fixture(scope="session", autouse=True)
