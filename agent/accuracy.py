@@ -1,24 +1,32 @@
 """WER/CER with jiwer after one documented text normaliser.
 
-Normaliser (applied to references and hypotheses alike): lower-case; hyphens and slashes become spaces;
-punctuation removed (apostrophes inside words kept, so "don't" stays one word); whitespace collapsed.
-It deliberately does not spell out numbers or map British/American spellings: the built-in set avoids
-digits, and a silent rewrite would hide real recognition errors.
+Normaliser (applied to references and hypotheses alike): Unicode NFC (an accent typed as a combining
+mark and a precomposed letter are the same letter); case-folded (lower case, German ß as ss); typographic
+apostrophes as ASCII; hyphens and slashes become spaces; punctuation removed (apostrophes inside words
+kept, so "don't" and "l'homme" stay one word; Spanish ¿ ¡ and French guillemets go); whitespace
+collapsed. Accents are kept: "é" for "e" is a spelling error in French or Spanish. It deliberately does
+not spell out numbers or map British/American spellings: the built-in sets avoid digits, and a silent
+rewrite would hide real recognition errors. For ASCII English text v2 gives exactly v1's result.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
-NORMALIZER_NAME = "lower+punct-strip+ws (edgebench v1)"
+NORMALIZER_NAME = "nfc+casefold+punct-strip+ws (edgebench v2)"
 
 _SEPARATORS = re.compile(r"[-/–—]")
 _PUNCT = re.compile(r"[^\w\s']|(?<!\w)'|'(?!\w)")
 _SPACES = re.compile(r"\s+")
 
 
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+
+
 def normalize(text: str) -> str:
-    text = _SEPARATORS.sub(" ", text.lower())
+    text = unicodedata.normalize("NFC", text).casefold().translate(_APOSTROPHES)
+    text = _SEPARATORS.sub(" ", text)
     text = _PUNCT.sub("", text)
     return _SPACES.sub(" ", text).strip()
 

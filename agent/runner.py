@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import edgebench.agent as _agent
+from edgebench.agent.errors import EdgebenchError
 from edgebench.agent.results.schema import (
     LoadResult,
     MemoryResult,
@@ -22,7 +23,7 @@ from edgebench.agent.results.schema import (
     SysInfo,
 )
 from edgebench.agent.runtimes import runtime_class
-from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions
+from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions, requested_language
 from edgebench.agent.scenarios.base import (
     ScenarioContext,
     ScenarioOutput,
@@ -77,6 +78,7 @@ def run_sweep(
     from edgebench.agent.power.monitor import RunMonitor
 
     spec.check_runnable()
+    check_languages(spec, dataset)
     progress = progress or Progress()
     power = spec.power
     monitor = RunMonitor(power.source, power.idle_seconds, power.rate_hz)
@@ -87,6 +89,21 @@ def run_sweep(
         yield from _run_sweep(spec, identity, dataset, sysinfo_factory, progress, monitor)
     finally:
         monitor.close()
+
+
+def check_languages(spec: RunSpec, dataset: list) -> None:
+    """An English-only Whisper is not run on utterances its dataset says are in another language: its
+    "WER" there would measure the wrong model choice, not the device."""
+    spoken = sorted({u.language for u in dataset if u.language not in (None, "en")})
+    if not spoken or "transcribe" not in spec.sweep.scenarios:
+        return
+    for name in spec.sweep.models:
+        model = resolve(name)
+        if model.family == "whisper" and model.english_only:
+            raise EdgebenchError(
+                f"{model.name} is English-only and {spec.dataset.name} has {', '.join(spoken)} "
+                "utterances: use a multilingual Whisper (whisper-base runs offline) or an English dataset"
+            )
 
 
 def _run_sweep(
@@ -116,6 +133,8 @@ def _run_sweep(
             weights=engine.weights,
             seed=engine.seed,
             beam_size=engine.beam_size,
+            language=engine.language,
+            task=engine.task,
             runtime_options=spec.runtime_options,
         )
         session = runtime_class(runtime)(model, options, frontend)
@@ -340,6 +359,8 @@ def _document(
         label=spec.label,
         recipe=spec.recipe,
         campaign=spec.campaign,
+        language=requested_language(session.spec, session.options.language),
+        task=session.options.task if session.spec.family == "whisper" else None,  # type: ignore[arg-type]
     )
     warnings = [*session.warnings, *output.warnings]
     if sysinfo.emulated:

@@ -19,6 +19,7 @@ Nothing here imports a runtime or a model library: a controller that never measu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgebench.agent.errors import EdgebenchError
+from edgebench.agent.results.schema import LANGUAGE_CODE
 from edgebench.agent.runtimes import RuntimeOptions
 from edgebench.agent.sweep import SweepSpec, distinct
 
@@ -131,6 +133,11 @@ class EngineSpec(_Part):
     beam_size: int = 4
     seed: int = 0
     """Random (untrained) weights, --limit sampling and --noise-snr."""
+    language: str = "auto"
+    """Whisper: the spoken language's code (``de``) or ``auto``, detected per utterance by multilingual
+    models (English-only models take ``auto``/``en``)."""
+    task: Literal["transcribe", "translate"] = "transcribe"
+    """Whisper: transcribe in the spoken language or translate into English (multilingual models)."""
 
     @model_validator(mode="after")
     def _check(self) -> EngineSpec:
@@ -141,6 +148,11 @@ class EngineSpec(_Part):
         backends = ("auto", "torch", "numpy", "librosa")  # models/frontend/logmel.py BACKENDS (light here)
         if self.frontend not in backends:
             raise EdgebenchError(f"--frontend must be {', '.join(backends)} (got '{self.frontend}')")
+        if self.language != "auto" and not re.fullmatch(LANGUAGE_CODE, self.language):
+            shown = self.language if self.language.isprintable() else ascii(self.language)
+            raise EdgebenchError(
+                f"--language {shown}: use auto or a language code such as en, de, fr, es (lower case)"
+            )
         return self
 
 
@@ -231,7 +243,7 @@ class RunSpec(_Part):
         check_spec(self.power.source)
         sweep = self.sweep
         for name in sweep.models:
-            _check_family(resolve(name), sweep)
+            _check_family(resolve(name), sweep, self.engine)
         for runtime in sweep.runtimes:
             session_class = runtime_class(runtime)  # unknown runtime / missing extra
             for name in sweep.models:
@@ -253,9 +265,14 @@ class RunSpec(_Part):
         return total
 
 
-def _check_family(spec, sweep: SweepSpec) -> None:  # type: ignore[no-untyped-def]
+def _check_family(spec, sweep: SweepSpec, engine: EngineSpec) -> None:  # type: ignore[no-untyped-def]
     """Options a model family cannot take."""
+    language, task = engine.language, engine.task
     if spec.family == "whisper":
+        if spec.english_only:
+            from edgebench.models.whisper.decoding import check_english_only
+
+            check_english_only(language, task, spec.name)
         if sweep.ctc_weights:
             raise EdgebenchError(f"--ctc-weight applies only to hybrid CTC/attention models, not {spec.name}")
         too_long = [s for s in sweep.audio_seconds if s > 30]
@@ -269,7 +286,12 @@ def _check_family(spec, sweep: SweepSpec) -> None:  # type: ignore[no-untyped-de
                 f"{spec.name} generates at most 448 tokens including the prompt; "
                 f"--new-tokens {max(sweep.new_tokens)} is too many"
             )
-    elif spec.family == "causal-lm":  # hf:<causal LM>: token ids in, no audio, torch only
+    elif language != "auto" or task != "transcribe":
+        raise EdgebenchError(
+            f"--language and --task choose Whisper's prompt; {spec.name} has none (leave them at "
+            "auto and transcribe)"
+        )
+    if spec.family == "causal-lm":  # hf:<causal LM>: token ids in, no audio, torch only
         if "transcribe" in sweep.scenarios:
             raise EdgebenchError(
                 f"{spec.name} is a language model: use --scenario load,forward,generate (not transcribe)"
@@ -345,6 +367,8 @@ OPTIONS: dict[str, Option] = {
     "weights": Option("engine.weights", "str", optional=True),
     "beam_size": Option("engine.beam_size", "int"),
     "seed": Option("engine.seed", "int"),
+    "language": Option("engine.language", "str"),
+    "task": Option("engine.task", "str"),
     "store": Option("output.store", "bool"),
     "publish": Option("output.publish", "bool"),
     "publish_timeout": Option("output.publish_timeout_s", "float"),

@@ -62,6 +62,10 @@ def inference_tags(doc: ResultDocument, with_absent: bool = False) -> dict[str, 
         "campaign": c.campaign,
         "noise_snr_db": fmt_number(c.noise_snr_db) if c.noise_snr_db is not None else None,
         "speed": fmt_number(c.speed) if c.speed is not None else None,
+        # A language given to a multilingual Whisper, and translation: auto-detected transcription (the
+        # default) keeps the series keys every other result has
+        "language": c.language if c.language != "auto" else None,
+        "task": c.task if c.task == "translate" else None,
         # Emulated CPUs (qemu): a tag, so that no dashboard query can average them with real devices
         "emulated": "true" if doc.sysinfo.emulated else None,
     }
@@ -141,6 +145,10 @@ def inference_fields(doc: ResultDocument) -> dict[str, Any]:
         fields["utterances"] = int(t.utterances)
         fields["audio_s_total"] = _f(t.audio_s_total)
         fields["accuracy_meaningful"] = bool(t.accuracy_meaningful)
+        for score in t.languages:  # a dataset naming its languages: one field set per language (bounded)
+            fields[f"wer_{score.language}"] = _f(score.wer)
+            fields[f"cer_{score.language}"] = _f(score.cer)
+            fields[f"language_detected_{score.language}"] = _f(score.detected)
     if doc.load is not None:
         fields["load_s"] = _f(doc.load.load_s)
         fields["first_inference_s"] = _f(doc.load.first_inference_s)

@@ -165,19 +165,22 @@ def load_torch_model(
     *,
     seed: int = 0,
     beam_size: int = 4,
+    language: str = "auto",
+    task: str = "transcribe",
 ) -> TorchAsrModel:
-    """Load ``spec`` as a PyTorch model (imports torch and the family's libraries lazily)."""
+    """Load ``spec`` as a PyTorch model (imports torch and the family's libraries lazily).
+    ``language``/``task`` are Whisper's (the runner refuses them for other families)."""
     if "hf_path" in spec.options:  # an hf: name
         from edgebench.models.hf.loader import load_hf
 
-        return load_hf(spec, weights, seed=seed)
+        return load_hf(spec, weights, seed=seed, language=language, task=task)
     if spec.family == "whisper":
         from edgebench.agent.errors import require
 
         require("transformers", "whisper", f"{spec.name} on the torch runtime")
         from edgebench.models.whisper.torch_model import load_whisper
 
-        return load_whisper(spec, weights_dir=weights)
+        return load_whisper(spec, weights_dir=weights, language=language, task=task)
     from edgebench.models.hybrid.model import load_hybrid
 
     return load_hybrid(spec, state_dict_path=weights, seed=seed, beam_size=beam_size)

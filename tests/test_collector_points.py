@@ -248,3 +248,31 @@ def test_variant_tags_only_on_results_that_used_them() -> None:
     tags = inference_tags(recipe)
     assert (tags["ort_opt_level"], tags["label"], tags["recipe"]) == ("all", "auto opt+qnt", "optimum")
     assert document_to_lines(recipe) == document_to_lines_via_point(recipe)  # the space is escaped alike
+
+
+def test_languages_become_tags_and_per_language_fields() -> None:
+    """A given language and translation are tags (auto-detected transcription keeps every other
+    result's series keys); each spoken language's WER/CER/detection share is a field; a language that
+    is not a code (it would become part of a field name) makes the document invalid (a dead letter)."""
+    from edgebench.agent.results.schema import LanguageScore
+    from edgebench.collector.points import inference_fields, inference_tags
+
+    doc = make_doc(2, scenario="transcribe")
+    assert not {"language", "task"} & set(inference_tags(doc))
+    doc.config.language = "auto"
+    assert not {"language", "task"} & set(inference_tags(doc))
+    scores = [
+        LanguageScore(language="de", utterances=4, audio_s=10.7, wer=0.1, cer=0.03, detected=1.0),
+        LanguageScore(language="fr", utterances=3, audio_s=12.2, wer=0.4, cer=0.27, detected=None),
+    ]
+    doc.transcribe = doc.transcribe.model_copy(update={"languages": scores})  # type: ignore[union-attr]
+    fields = inference_fields(doc)
+    assert (fields["wer_de"], fields["cer_fr"], fields["language_detected_de"]) == (0.1, 0.27, 1.0)
+    assert "language_detected_fr" not in {k for k, v in fields.items() if v is not None}
+    doc.config.language, doc.config.task = "de", "translate"
+    assert (inference_tags(doc)["language"], inference_tags(doc)["task"]) == ("de", "translate")
+    assert document_to_lines(doc) == document_to_lines_via_point(doc)
+    data = json.loads(payload(doc))
+    data["transcribe"]["languages"][0]["language"] = 'de x="1"'
+    got = validate("edgebench/v1/lab/host1/result", json.dumps(data).encode())
+    assert isinstance(got, Rejection) and got.reason == "invalid_document", got

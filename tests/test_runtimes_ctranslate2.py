@@ -11,7 +11,7 @@ import pytest
 from edgebench.agent.errors import EdgebenchError, MissingExtraError
 from edgebench.agent.runtimes import runtime_class
 from edgebench.agent.runtimes.base import SessionOptions
-from edgebench.agent.runtimes.ctranslate2_runtime import MAX_TOKENS, CTranslate2Session, compute_type
+from edgebench.agent.runtimes.ctranslate2_runtime import CTranslate2Session, compute_type
 from edgebench.models.frontend.logmel import LogMelFrontend
 from edgebench.models.registry import resolve
 from tests.conftest import import_or_fail
@@ -71,9 +71,12 @@ def test_generate_exact_token_counts(session: CTranslate2Session, utterances: li
     natural = session.transcribe_tokens(feats)
     for row, ids in zip(state.tokens.tolist(), natural, strict=True):
         assert len(ids) < 41 and row[: len(ids)] == ids  # forcing only continues past the natural end
-    state = session.decode(state, MAX_TOKENS - 41)
-    assert state.tokens.shape == (batch, MAX_TOKENS)
-    with pytest.raises(EdgebenchError, match=f"at most {MAX_TOKENS}"):
+    # every position of the decoder, as on the other runtimes (CTranslate2 halves its max_length)
+    most = session.decoding.max_new_tokens
+    assert most == 446  # 448 positions, tiny.en's 2-token prompt
+    state = session.decode(state, most - 41)
+    assert state.tokens.shape == (batch, most)
+    with pytest.raises(EdgebenchError, match="Whisper's decoder has 448 positions, 2 prompt"):
         session.decode(state, 1)
     assert len(session.forward(feats)) == batch
 

@@ -39,8 +39,47 @@ def test_prompts_follow_the_generation_config() -> None:
         50358,
         50363,
     )
-    with pytest.raises(EdgebenchError, match="no id for language"):
+    with pytest.raises(EdgebenchError, match=r"--language xx: this Whisper model knows 2 languages \(de, en"):
         DecodingConfig.from_generation_config(MULTI, language="xx")
+    with pytest.raises(
+        EdgebenchError, match="--task summarise: this Whisper model knows transcribe, translate"
+    ):
+        DecodingConfig.from_generation_config(MULTI, task="summarise")
+
+
+def test_language_auto_detects_only_on_multilingual_models() -> None:
+    """auto is detection on a multilingual model (English holds the prompt's place, same length) and
+    plain English on an English-only one, which refuses any other language or translation."""
+    auto = DecodingConfig.from_generation_config(MULTI)
+    assert auto.detect_language and auto.fixed_language is None and len(auto.prompt) == 4
+    german = DecodingConfig.from_generation_config(MULTI, language="de")
+    assert not german.detect_language and german.fixed_language == "de"
+    english_only = DecodingConfig.from_generation_config(EN_ONLY, language="auto")
+    assert not english_only.detect_language and english_only.fixed_language == "en"
+    assert DecodingConfig.from_generation_config(EN_ONLY, language="en").prompt == english_only.prompt
+    with pytest.raises(EdgebenchError, match="English-only: --language de needs a multilingual Whisper"):
+        DecodingConfig.from_generation_config(EN_ONLY, language="de")
+    with pytest.raises(EdgebenchError, match="English-only: it cannot --task translate"):
+        DecodingConfig.from_generation_config(EN_ONLY, task="translate")
+
+
+def test_detection_is_the_softmax_over_language_tokens_only() -> None:
+    """Each item's language is the arg-max over the language tokens, whatever other tokens score, and
+    its probability is the softmax among the language tokens (Whisper's detect_language); the prompts
+    carry each item's language token and are otherwise the fixed prompt."""
+    decoder = GreedyDecoder(DecodingConfig.from_generation_config(MULTI))
+    logits = np.zeros((2, VOCAB), dtype=np.float32)
+    logits[:, 100] = 50.0  # a text token scoring highest never counts
+    logits[0, 50261], logits[0, 50259] = 3.0, 1.0  # item 0: de
+    logits[1, 50259], logits[1, 50261] = 2.0, 2.0 - np.log(3.0)  # item 1: en with p = 3/4
+    guesses, prompts = decoder.detect(logits)
+    assert [g.language for g in guesses] == ["de", "en"]
+    assert guesses[0].probability == pytest.approx(np.exp(3) / (np.exp(3) + np.exp(1)))
+    assert guesses[1].probability == pytest.approx(0.75)
+    assert prompts.tolist() == [[50258, 50261, 50359, 50363], [50258, 50259, 50359, 50363]]
+    fixed = GreedyDecoder(DecodingConfig.from_generation_config(MULTI, language="de"))
+    rows, detected = fixed.choose_prompts(3, lambda: pytest.fail("a fixed language runs no detection"))
+    assert detected is None and rows.tolist() == [[50258, 50261, 50359, 50363]] * 3
 
 
 def test_reads_generation_config_json(tmp_path) -> None:

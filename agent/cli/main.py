@@ -130,6 +130,16 @@ def run(
     seed: Annotated[
         int, typer.Option(help="Seed for random (untrained) weights, --limit sampling and --noise-snr.")
     ] = 0,
+    language: Annotated[
+        str,
+        typer.Option(
+            help="Whisper: spoken language code (en, de, fr, es, …) or auto (multilingual models detect "
+            "it per utterance and record it)."
+        ),
+    ] = "auto",
+    task: Annotated[
+        str, typer.Option(help="Whisper: transcribe, or translate into English (multilingual models).")
+    ] = "transcribe",
     fleet: Annotated[
         str | None, typer.Option(help="Fleet name recorded in results (default: config, else 'default').")
     ] = None,

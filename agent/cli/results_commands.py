@@ -37,7 +37,7 @@ def list_runs(limit: int) -> None:
 def show_run(run_id: str, json_out: bool) -> None:
     from rich.console import Console
 
-    from edgebench.agent.cli.tables import models_params_table, results_table
+    from edgebench.agent.cli.tables import languages_table, models_params_table, results_table
     from edgebench.agent.results.store import ResultStore, to_json
 
     with ResultStore() as store:
@@ -47,6 +47,9 @@ def show_run(run_id: str, json_out: bool) -> None:
         return
     console = Console()
     console.print(results_table(docs, title=f"run {docs[0].run_id}", width=console.width))
+    languages = languages_table(docs)
+    if languages is not None:
+        console.print(languages)
     console.print(models_params_table(docs))
 
 

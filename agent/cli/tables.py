@@ -32,6 +32,10 @@ def _config(doc: ResultDocument) -> str:
         parts.append(f"{c.new_tokens} tok")
     if c.ctc_weight is not None:
         parts.append(f"ctc {c.ctc_weight:g}")
+    if c.language not in (None, "auto"):  # a language given to a multilingual Whisper
+        parts.append(f"lang {c.language}")
+    if c.task == "translate":
+        parts.append("translate")
     return " ".join(parts) if c.scenario != "load" else ""
 
 
@@ -211,6 +215,39 @@ def _memory(d: ResultDocument) -> str:
     if m.model_share_bytes is None:  # a document from before schema 1.6
         return fmt_mib(m.peak_rss_bytes)
     return f"{fmt_mib(m.model_share_bytes)}/{fmt_mib(m.peak_rss_bytes)}"
+
+
+def languages_table(docs: Sequence[ResultDocument]) -> Table | None:
+    """WER/CER and language detection per spoken language, for transcriptions of a dataset that names
+    its languages (None: no such result). One corpus WER over several languages mixes very different
+    difficulties; this is the table to compare across runtimes and precisions."""
+    scored = [d for d in docs if d.transcribe is not None and d.transcribe.languages]
+    if not scored:
+        return None
+    axes = ("model", "runtime", "precision", "device")
+    varying = [a for a in axes if len({getattr(d.config, a) for d in scored}) > 1]
+    t = compact_table(
+        "accuracy per language",
+        "detected: share of the language's utterances whose language the model detected (--language "
+        "auto); – where it was given",
+    )
+    longest = 5
+    rows = []
+    for d in scored:
+        setup = " ".join([*(escape(str(getattr(d.config, a))) for a in varying), _config(d)]).strip()
+        longest = max(longest, *(len(w) for w in setup.split()))
+        assert d.transcribe is not None
+        for score in d.transcribe.languages:
+            detected = "–" if score.detected is None else f"{score.detected:.0%}"
+            acc = f"{fmt_pct(score.wer)}/{fmt_pct(score.cer)}"
+            rows.append((setup, score.language, str(score.utterances), f"{score.audio_s:.1f}", acc, detected))
+            setup = ""  # once per configuration
+    t.add_column("setup", overflow="fold", min_width=longest)
+    for header in ("lang", "n", "audio s", "WER/CER", "detected"):
+        t.add_column(header, justify="left" if header == "lang" else "right", no_wrap=True)
+    for row in rows:
+        t.add_row(*row)
+    return t
 
 
 def models_params_table(docs: Sequence[ResultDocument]) -> Table:

@@ -6,8 +6,9 @@ doing it (and timing it) differently: stereo is averaged to mono and other sampl
 Three folder layouts are read (``docs/datasets.md``):
 
 - a flat folder of audio files (``.wav``, ``.flac``, ``.ogg``, ``.mp3``: whatever soundfile reads) with a
-  ``transcripts.tsv`` (header line; columns ``file`` and ``text``, optional ``id`` and ``voice``; or just
-  ``id`` and ``text``, the audio file then being the one whose stem is the id);
+  ``transcripts.tsv`` (header line; columns ``file`` and ``text``, optional ``id``, ``voice`` and
+  ``language`` (a code such as ``de``: the spoken language, scored per language); or just ``id`` and
+  ``text``, the audio file then being the one whose stem is the id);
 - the same folder with sidecar ``NAME.txt`` files next to ``NAME.wav``;
 - the LibriSpeech layout (``SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt`` with ``ID TEXT`` lines beside
   ``ID.flac``), recognised by its ``*.trans.txt`` files, so ``--dataset .../LibriSpeech/test-clean`` works.
@@ -25,6 +26,7 @@ import csv
 import importlib.resources
 import logging
 import random
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ import numpy as np
 import soundfile as sf
 
 from edgebench.agent.errors import EdgebenchError
+from edgebench.agent.results.schema import LANGUAGE_CODE
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,10 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 TRANSCRIPTS_FILE = "transcripts.tsv"
 LIBRISPEECH_GLOB = "*.trans.txt"
 BUILTIN = "builtin"
+BUILTIN_MULTILINGUAL = "builtin-multilingual"
+"""The packaged multilingual slice: a few utterances each in German, French, Spanish and English."""
+BUILTINS = {BUILTIN: BUILTIN, BUILTIN_MULTILINGUAL: "builtin_multilingual"}
+"""Dataset names of the packaged sets -> their folder in ``edgebench.agent.datasets``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +65,8 @@ class Utterance:
     audio: np.ndarray
     text: str
     path: Path
+    language: str | None = None
+    """The spoken language's code where the dataset says (a ``language`` column), else None."""
 
     @property
     def duration_s(self) -> float:
@@ -72,12 +81,14 @@ class Entry:
     id: str
     path: Path
     text: str
+    language: str | None = None
 
 
 def load_dataset(
     source: str = BUILTIN, *, limit: int | None = None, seed: int = 0, transcripts: bool = True
 ) -> list[Utterance]:
-    """Load ``"builtin"`` (the packaged synthetic set) or a directory in one of the documented layouts.
+    """Load ``"builtin"`` (the packaged synthetic English set), ``"builtin-multilingual"`` (its
+    multilingual slice) or a directory in one of the documented layouts.
 
     ``transcripts=False`` (only timing scenarios run: forward, generate, load): a flat folder of audio
     without transcripts is fine, its utterances' text is empty; transcripts that are there are read.
@@ -88,8 +99,8 @@ def load_dataset(
     """
     if limit is not None and limit < 1:
         raise EdgebenchError(f"--limit must be >= 1 (got {limit})")
-    if source == BUILTIN:
-        with _builtin_dir() as directory:
+    if source in BUILTINS:
+        with _builtin_dir(BUILTINS[source]) as directory:
             return read_entries(sample(index_dataset(directory), limit, seed))
     return read_entries(sample(index_dataset(Path(source).expanduser(), transcripts), limit, seed))
 
@@ -108,17 +119,20 @@ def sample(entries: list[Entry], limit: int | None, seed: int) -> list[Entry]:
 
 def read_entries(entries: list[Entry]) -> list[Utterance]:
     """Decode the audio of indexed entries."""
-    return [Utterance(id=e.id, audio=read_audio(e.path), text=e.text, path=e.path) for e in entries]
+    return [
+        Utterance(id=e.id, audio=read_audio(e.path), text=e.text, path=e.path, language=e.language)
+        for e in entries
+    ]
 
 
 @contextmanager
-def _builtin_dir() -> Iterator[Path]:
-    """The packaged ``builtin`` folder as a real path.
+def _builtin_dir(folder: str = BUILTIN) -> Iterator[Path]:
+    """A packaged set's folder as a real path.
 
     ``importlib.resources`` rather than ``__file__`` so the lookup follows the package (editable or wheel
     installs); ``as_file`` yields the folder itself for ordinary on-disk installs.
     """
-    resource = importlib.resources.files("edgebench.agent.datasets") / BUILTIN
+    resource = importlib.resources.files("edgebench.agent.datasets") / folder
     with importlib.resources.as_file(resource) as path:
         yield Path(path)
 
@@ -158,13 +172,14 @@ def _index_flat(directory: Path, tsv: Path, transcripts: bool = True) -> list[En
     entries: list[Entry] = []
     for path in sorted(files.values(), key=lambda p: p.relative_to(directory).as_posix()):
         listed_entry = by_resolved.get(path.resolve())
+        language = None
         if listed_entry is not None:
-            utt_id, text = listed_entry
+            utt_id, text, language = listed_entry
         elif transcripts or path.with_suffix(".txt").is_file():
             utt_id, text = path.stem, _read_sidecar(path, tsv)
         else:
             utt_id, text = path.stem, ""  # timing only: nothing will be scored
-        entries.append(Entry(utt_id, path, text))
+        entries.append(Entry(utt_id, path, text, language))
     return _checked(entries, transcripts)
 
 
@@ -230,8 +245,8 @@ def _is_audio(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith(".")
 
 
-def _read_transcripts_tsv(tsv: Path, audio_files: Iterable[Path]) -> dict[str, tuple[str, str]]:
-    """Map each listed file (relative path as written) to ``(id, text)``.
+def _read_transcripts_tsv(tsv: Path, audio_files: Iterable[Path]) -> dict[str, tuple[str, str, str | None]]:
+    """Map each listed file (relative path as written) to ``(id, text, language)``.
 
     Without a ``file`` column the ``id`` names the audio file by its stem (``utt01`` -> ``utt01.flac``),
     the shortest form people write by hand.
@@ -250,7 +265,7 @@ def _read_transcripts_tsv(tsv: Path, audio_files: Iterable[Path]) -> dict[str, t
                     f"{tsv} lacks column(s) {', '.join(missing)}; expected a header line "
                     "'id<TAB>file<TAB>voice<TAB>text' or 'id<TAB>text'"
                 )
-            entries: dict[str, tuple[str, str]] = {}
+            entries: dict[str, tuple[str, str, str | None]] = {}
             for row in reader:
                 # DictReader already skips blank lines, so a row without a name is a real mistake.
                 name = (row.get(key) or "").strip()
@@ -268,7 +283,13 @@ def _read_transcripts_tsv(tsv: Path, audio_files: Iterable[Path]) -> dict[str, t
                     utt_id = (row.get("id") or "").strip() or Path(name).stem
                 if name in entries:
                     raise EdgebenchError(f"{tsv} lists {name} twice")
-                entries[name] = (utt_id, text)
+                language = (row.get("language") or "").strip().lower() or None
+                if language is not None and not re.fullmatch(LANGUAGE_CODE, language):
+                    raise EdgebenchError(
+                        f"{tsv} line {reader.line_num}: language {language!a} is not a language code "
+                        "such as en, de or haw (two or three letters)"
+                    )
+                entries[name] = (utt_id, text, language)
     except UnicodeDecodeError as exc:
         raise EdgebenchError(f"{tsv} is not UTF-8 text ({exc.reason})") from exc
     return entries

@@ -16,12 +16,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
-SCHEMA_VERSION = "1.7"
+SCHEMA_VERSION = "1.8"
 SUPPORTED_MAJOR = 1
 SUPPORTED_MINOR = int(SCHEMA_VERSION.split(".")[1])
 """Documents of a *newer* minor version (same major) are read with their unknown fields ignored and
 counted (``collector/validate.py``): a minor bump only adds optional fields, so an older collector keeps
 storing everything it knows. A newer major is refused."""
+
+LANGUAGE_CODE = r"^[a-z]{2,3}$"
+"""A spoken language as Whisper names it (ISO 639-1, or 639-3 for the few without: ``haw``, ``yue``): it
+becomes part of field names in InfluxDB (``wer_de``), so nothing else is accepted."""
 
 DeviceClass = Literal["rpi", "jetson", "x86", "other"]
 Scenario = Literal["forward", "generate", "transcribe", "load"]
@@ -122,6 +126,12 @@ class RunConfig(_Doc):
     recipe: str | None = None
     """The recipe whose step produced the result (``recipe run NAME``), so a fleet's results of one recipe
     can be found again and reported together."""
+    language: str | None = Field(default=None, pattern=r"^(auto|[a-z]{2,3})$")
+    """Multilingual Whisper: the language asked for (a code, or 'auto': detected per utterance, see
+    ``UtteranceResult.language``). None for models without a language token: English-only Whisper (its
+    utterances record 'en') and other families (1.8)."""
+    task: Literal["transcribe", "translate"] | None = None
+    """Whisper: transcribe, or translate into English (1.8)."""
     campaign: str | None = None
     """The fleet campaign (``edgebench-collector campaign start NAME``) whose job produced the result:
     ``campaign report NAME`` reads a campaign's results back by it (schema 1.5)."""
@@ -190,6 +200,24 @@ class UtteranceResult(_Doc):
     latency_s: float
     reference: str
     hypothesis: str
+    reference_language: str | None = Field(default=None, pattern=LANGUAGE_CODE)
+    """The language the dataset says was spoken (a ``language`` column; 1.8)."""
+    language: str | None = Field(default=None, pattern=LANGUAGE_CODE)
+    """The language the model decoded in: the one asked for, or the one it detected (1.8)."""
+    language_probability: float | None = None
+    """Detected languages only: the model's probability of ``language`` among its languages (1.8)."""
+
+
+class LanguageScore(_Doc):
+    """Accuracy on the utterances of one spoken language (a dataset with a ``language`` column)."""
+
+    language: str = Field(pattern=LANGUAGE_CODE)
+    utterances: int
+    audio_s: float
+    wer: float | None
+    cer: float | None
+    detected: float | None = None
+    """Share of these utterances whose language the model detected correctly (None: not detected)."""
 
 
 class TranscribeResult(_Doc):
@@ -202,9 +230,13 @@ class TranscribeResult(_Doc):
     wer: float | None
     cer: float | None
     accuracy_meaningful: bool
-    """False for untrained (random) weights: WER/CER are then reported as None."""
+    """False for untrained (random) weights and for translations (``--task translate``: the references
+    are in the spoken language): WER/CER are then reported as None."""
     normalizer: str
     per_utterance: list[UtteranceResult] = Field(default_factory=list)
+    languages: list[LanguageScore] = Field(default_factory=list)
+    """Per spoken language, where the dataset names them (1.8): WER/CER of each language's utterances
+    and how often its language was detected."""
 
 
 class LoadResult(_Doc):

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from edgebench.agent.runtimes import RuntimeOptions
     from edgebench.models.frontend.logmel import LogMelFrontend
     from edgebench.models.spec import ModelSpec
+    from edgebench.models.whisper.decoding import LanguageGuess
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class SessionOptions:
     weights: str | None = None
     seed: int = 0
     beam_size: int = 4
+    language: str = "auto"
+    """Whisper's prompt: a language code or ``auto`` (detected per item by multilingual models)."""
+    task: str = "transcribe"
     runtime_options: RuntimeOptions = field(default_factory=lambda: _default_runtime_options())
     """Each runtime's own options (torch's mode/attention/AMP, onnxruntime's optimisation level)."""
 
@@ -107,6 +111,12 @@ class RuntimeSession(ABC):
     @abstractmethod
     def transcribe(self, feats: Any, ctc_weight: float | None) -> list[str]: ...
 
+    def detected_languages(self) -> list[LanguageGuess] | None:
+        """The language detected for each item of the last transcribe (or prefill) call: multilingual
+        Whisper with ``--language auto``. None where nothing was detected (a fixed language, an
+        English-only model, another family). Default: None."""
+        return None
+
     def synchronize(self) -> None:
         """Wait for queued device work so that timings include it (no-op on synchronous runtimes)."""
         return None
@@ -122,6 +132,22 @@ class RuntimeSession(ABC):
     def close(self) -> None:
         """Release the model (sessions of a sweep are loaded one after another)."""
         return None
+
+
+def requested_language(spec: ModelSpec, language: str) -> str | None:
+    """What a result records as the language asked for: the option ('auto' or a code) for multilingual
+    Whisper; None for models without a language token (English-only Whisper, other families)."""
+    return language if spec.family == "whisper" and not spec.english_only else None
+
+
+def decoded_language(spec: ModelSpec, language: str) -> str | None:
+    """The language every utterance is decoded in, where it is fixed: the option's code for multilingual
+    Whisper, 'en' for English-only Whisper; None while it is detected (auto) or for other families."""
+    if spec.family != "whisper":
+        return None
+    if spec.english_only:
+        return "en"
+    return None if language == "auto" else language
 
 
 def import_if_installed(*modules: str) -> None:

@@ -17,8 +17,12 @@ CTranslate2 has no incremental decoding API, so the scenarios map onto it as fol
 * prefill = the same; decode(n) = one ``generate`` call that re-reads the prompt and the tokens so far
   in one decoder pass (CTranslate2 treats tokens after ``<|notimestamps|>`` as a forced prefix) and
   generates exactly ``n`` more with end-of-text suppressed;
-* CTranslate2 caps a generation at ``max_length // 2`` = 224 tokens after the prompt (OpenAI Whisper's
-  ``sample_len``), so at most 224 tokens can be forced.
+* CTranslate2's Whisper generates ``max_length // 2`` tokens after the prompt (OpenAI Whisper's
+  ``sample_len`` rule, 224 for ``max_length=448``); edgebench passes twice the count it wants, so the limit
+  is the decoder's 448 positions (prompt included) as on every other runtime: measured, 444 forced tokens
+  after whisper-base's 4-token prompt, 446 after tiny.en's 2; one more position is refused by CTranslate2
+  itself ("No position encodings are defined for positions >= 448"). A transcription that loops is
+  therefore cut at the same length on every runtime.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from edgebench.agent.errors import EdgebenchError, require
 from edgebench.agent.results.schema import ModelReport
 from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions
 from edgebench.models.base import DecodeState, Features
+from edgebench.models.whisper.decoding import LanguageGuess
 
 if TYPE_CHECKING:
     from edgebench.agent.export.base import ExportArtifact
@@ -41,7 +46,6 @@ if TYPE_CHECKING:
 
 N_SAMPLES = 480_000
 MAX_LENGTH = 448
-MAX_TOKENS = MAX_LENGTH // 2
 """CTranslate2's Whisper generates at most ``max_length // 2`` tokens after the start-of-transcript
 sequence (prefix included): verified by counting, it mirrors OpenAI Whisper's ``sample_len``."""
 
@@ -135,6 +139,7 @@ class CTranslate2Session(RuntimeSession):
         if self._export is not None and not self._export.verified:
             self.warnings.append(self._export.trust_note())
         self.model: Any = None
+        self._detected: list[LanguageGuess] | None = None
 
     @property
     def device(self) -> str:
@@ -172,7 +177,11 @@ class CTranslate2Session(RuntimeSession):
         # Prompt, end-of-text and parameter counts from the model's own files (no transformers needed);
         # parsing model.bin is a one-off cost at load, small next to CTranslate2's own load.
         parsed = read_ct2_model(self._model_dir)
-        self.decoding = DecodingConfig.from_generation_config(whisper_generation_kwargs(parsed, MAX_LENGTH))
+        self.decoding = DecodingConfig.from_generation_config(
+            whisper_generation_kwargs(parsed, MAX_LENGTH),
+            language=self.options.language,
+            task=self.options.task,
+        )
         self._decoder = GreedyDecoder(self.decoding)
         self._params = _param_counts(parsed)
         from tokenizers import Tokenizer
@@ -224,6 +233,25 @@ class CTranslate2Session(RuntimeSession):
     def _encode(self, feats: Features) -> Any:
         return self._require().encode(feats.values, to_cpu=False)
 
+    def _prompts(self, encoded: Any) -> list[list[int]]:
+        """Each item's prompt; with ``--language auto`` CTranslate2's own ``detect_language`` on the
+        encoder output (the decoder after ``<|startoftranscript|>``, softmax over the language tokens,
+        as :meth:`GreedyDecoder.detect` does for the other runtimes) chooses the language."""
+        batch = encoded.shape[0]
+        if not self.decoding.detect_language:
+            self._detected = None
+            return [list(self.decoding.prompt)] * batch
+        ranked = self._require().detect_language(encoded)
+        ids = dict(self.decoding.languages)
+        codes = [pairs[0][0].removeprefix("<|").removesuffix("|>") for pairs in ranked]
+        self._detected = [
+            LanguageGuess(c, float(pairs[0][1])) for c, pairs in zip(codes, ranked, strict=True)
+        ]
+        return self._decoder.prompts([ids[c] for c in codes]).tolist()
+
+    def detected_languages(self) -> list[LanguageGuess] | None:
+        return self._detected
+
     def forward(self, feats: Features) -> Any:
         encoded = self._encode(feats)
         batch = encoded.shape[0]
@@ -231,27 +259,29 @@ class CTranslate2Session(RuntimeSession):
 
     def prefill(self, feats: Features) -> DecodeState:
         encoded = self._encode(feats)
-        batch = encoded.shape[0]
-        ids = self._generate(encoded, [list(self.decoding.prompt)] * batch, 1, force=True)
-        return DecodeState(tokens=np.asarray(ids, dtype=np.int64), data={"encoded": encoded})  # type: ignore[arg-type]
+        prompts = self._prompts(encoded)
+        ids = self._generate(encoded, prompts, 1, force=True)
+        return DecodeState(
+            tokens=np.asarray(ids, dtype=np.int64), data={"encoded": encoded, "prompts": prompts}
+        )  # type: ignore[arg-type]
 
     def decode(self, state: DecodeState, n_tokens: int) -> DecodeState:
         have = state.tokens.shape[1]
         total = have + n_tokens
-        if total > MAX_TOKENS:
+        if total > self.decoding.max_new_tokens:
             raise EdgebenchError(
-                f"ctranslate2 generates at most {MAX_TOKENS} Whisper tokens per window (max_length // 2); "
-                f"{total} were asked: use --new-tokens {MAX_TOKENS} or fewer"
+                f"cannot decode {n_tokens} more tokens: Whisper's decoder has {self.decoding.max_length} "
+                f"positions, {len(self.decoding.prompt)} prompt + {have} generated are used"
             )
-        prompts = [list(self.decoding.prompt) + row for row in np.asarray(state.tokens).tolist()]
+        rows = np.asarray(state.tokens).tolist()
+        prompts = [p + row for p, row in zip(state.data["prompts"], rows, strict=True)]
         ids = self._generate(state.data["encoded"], prompts, total, force=True)
         state.tokens = np.asarray(ids, dtype=np.int64)  # type: ignore[assignment]
         return state
 
     def transcribe_tokens(self, feats: Features) -> list[list[int]]:
         encoded = self._encode(feats)
-        batch = encoded.shape[0]
-        return self._generate(encoded, [list(self.decoding.prompt)] * batch, MAX_TOKENS, force=False)
+        return self._generate(encoded, self._prompts(encoded), self.decoding.max_new_tokens, force=False)
 
     def transcribe(self, feats: Features, ctc_weight: float | None) -> list[str]:
         if ctc_weight is not None:

@@ -24,6 +24,8 @@ class ExportedWhisperDecoding:
     decoder: Any
     """:class:`edgebench.models.whisper.decoding.GreedyDecoder`."""
     tokenizer: Any
+    detected: Any = None
+    """The language guess of each item of the last prefill (``--language auto``), else None."""
 
     def _next_logits(self, data: dict[str, Any], tokens: np.ndarray) -> np.ndarray:
         """Logits [batch, vocab] for the next position, given the last token per item; updates caches."""

@@ -245,7 +245,9 @@ class LiteRTSession(RuntimeSession):
             if Path(path).suffix == ".tflite"
         }
         if self.spec.family == "whisper":
-            self._model = WhisperLiteRT(meta, artifact.files, graphs)
+            self._model = WhisperLiteRT(
+                meta, artifact.files, graphs, self.options.language, self.options.task
+            )
         else:
             self._model = HybridCtcLiteRT(meta, graphs["encoder_ctc"], self.spec.name)
         self._meta = meta
@@ -326,6 +328,9 @@ class LiteRTSession(RuntimeSession):
     def transcribe(self, feats: Features, ctc_weight: float | None) -> list[str]:
         return self._require().transcribe(feats, ctc_weight)
 
+    def detected_languages(self) -> Any:
+        return getattr(self._model, "detected", None)
+
     def transcribe_tokens(self, feats: Features) -> list[list[int]]:
         """Greedy Whisper token ids per item (end-of-text excluded), for cross-runtime equivalence checks."""
         model = self._require()
@@ -355,13 +360,17 @@ class WhisperLiteRT(ExportedWhisperDecoding):
     """Whisper over ``encoder`` + ``decoder`` graphs (see :mod:`edgebench.agent.export.tflite_modules`),
     decoded by the same :class:`~edgebench.models.whisper.decoding.GreedyDecoder` as every other runtime."""
 
-    def __init__(self, meta: dict[str, Any], files: dict[str, Path], graphs: dict[str, Graph]) -> None:
+    def __init__(
+        self, meta: dict[str, Any], files: dict[str, Path], graphs: dict[str, Graph], language: str, task: str
+    ) -> None:
         from edgebench.models.whisper.decoding import DecodingConfig, GreedyDecoder
 
         self.meta = meta
         self.encoder = graphs["encoder"]
         self.decoder_graph = graphs["decoder"]
-        self.decoding = DecodingConfig.from_pretrained_dir(Path(files["generation_config"]).parent)
+        self.decoding = DecodingConfig.from_pretrained_dir(
+            Path(files["generation_config"]).parent, language=language, task=task
+        )
         self.decoder = GreedyDecoder(self.decoding)
         self.tokenizer = load_tokenizer_file(Path(files["tokenizer"]), "litert")
         self.cache_shape = self.decoder_graph.input_shapes["self_k"]
@@ -410,20 +419,32 @@ class WhisperLiteRT(ExportedWhisperDecoding):
     def _step_batch(self, items: list[_Item], tokens: np.ndarray) -> np.ndarray:
         return np.concatenate([self._step(item, int(t)) for item, t in zip(items, tokens, strict=True)])
 
-    def _prompt(self, items: list[_Item]) -> np.ndarray:
+    def _prompt(self, items: list[_Item], detect: bool = False) -> np.ndarray:
+        """Feed each item's prompt token by token; logits of the last. ``detect``: the language is
+        chosen from the logits after ``<|startoftranscript|>`` (``--language auto``)."""
+        sot = np.full(len(items), self.decoding.prompt[0])
+        start = 0
+        if detect:
+            rows, self.detected = self.decoder.choose_prompts(
+                len(items), lambda: self._step_batch(items, sot)
+            )
+            start = 1 if self.detected is not None else 0
+        else:
+            rows = np.tile(np.asarray(self.decoding.prompt), (len(items), 1))
         logits = None
-        for token in self.decoding.prompt:
-            logits = self._step_batch(items, np.full(len(items), token))
+        for column in range(start, rows.shape[1]):
+            logits = self._step_batch(items, rows[:, column])
         assert logits is not None
         return logits
 
     def forward(self, feats: Features) -> np.ndarray:
-        """Encoder + decoder over the prompt: last-position logits ``[B, V]``."""
+        """Encoder + decoder over the prompt: last-position logits ``[B, V]`` (with ``--language auto``
+        English holds the language's place, as on torch: detection is part of :meth:`prefill`)."""
         return self._prompt(self._start(feats))
 
     def prefill(self, feats: Features) -> DecodeState:
         items = self._start(feats)
-        tokens, finished = self.decoder.select(self._prompt(items), step=0)
+        tokens, finished = self.decoder.select(self._prompt(items, detect=True), step=0)
         return DecodeState(tokens=tokens[:, None], data={"items": items, "finished": finished})  # type: ignore[arg-type]
 
     def _next_logits(self, data: dict[str, Any], tokens: np.ndarray) -> np.ndarray:

@@ -31,12 +31,16 @@ WHISPER_SAMPLES = 480_000
 class WhisperOnnx(ExportedWhisperDecoding):
     """Whisper over ``encoder`` + ``decoder`` graphs (see :mod:`edgebench.agent.export.onnx_whisper`)."""
 
-    def __init__(self, meta: dict[str, Any], files: dict[str, Path], run: Run) -> None:
+    def __init__(
+        self, meta: dict[str, Any], files: dict[str, Path], run: Run, language: str, task: str
+    ) -> None:
         from edgebench.models.whisper.decoding import DecodingConfig, GreedyDecoder
 
         self.meta = meta
         self.run = run
-        self.decoding = DecodingConfig.from_pretrained_dir(Path(files["generation_config"]).parent)
+        self.decoding = DecodingConfig.from_pretrained_dir(
+            Path(files["generation_config"]).parent, language=language, task=task
+        )
         self.decoder = GreedyDecoder(self.decoding)
         self.tokenizer = load_tokenizer_file(Path(files["tokenizer"]), "onnxruntime")
         self.n_layers = int(meta["n_layers"])
@@ -70,7 +74,8 @@ class WhisperOnnx(ExportedWhisperDecoding):
         return np.tile(np.asarray(self.decoding.prompt, dtype=np.int64), (batch, 1))
 
     def forward(self, feats: Features) -> np.ndarray:
-        """Encoder + decoder over the prompt: last-position logits ``[B, V]``."""
+        """Encoder + decoder over the prompt: last-position logits ``[B, V]`` (with ``--language auto``
+        English holds the language's place, as on torch: detection is part of :meth:`prefill`)."""
         state = self._start(feats)
         return self._step(self._prompt(state["batch"]), state["past"], state["cross"])
 
@@ -79,9 +84,16 @@ class WhisperOnnx(ExportedWhisperDecoding):
         empty = np.zeros((batch, *self.empty_past), dtype=np.float32)
         return {"batch": batch, "cross": self._encode(feats), "past": {n: empty for n in self.past_names}}
 
+    def _sot_logits(self, data: dict[str, Any]) -> np.ndarray:
+        """The decoder's logits after ``<|startoftranscript|>`` alone (language detection), with a cache
+        of its own: the prompt then runs as with a fixed language."""
+        past = {n: data["past"][n] for n in self.past_names}
+        return self._step(self._prompt(data["batch"])[:, :1], past, data["cross"])
+
     def prefill(self, feats: Features) -> DecodeState:
         data = self._start(feats)
-        logits = self._step(self._prompt(data["batch"]), data["past"], data["cross"])
+        rows, self.detected = self.decoder.choose_prompts(data["batch"], lambda: self._sot_logits(data))
+        logits = self._step(rows, data["past"], data["cross"])
         tokens, data["finished"] = self.decoder.select(logits, step=0)
         return DecodeState(tokens=tokens[:, None], data=data)  # type: ignore[arg-type]
 

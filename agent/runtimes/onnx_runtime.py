@@ -169,7 +169,9 @@ class OnnxRuntimeSession(RuntimeSession):
         if self.spec.family == "whisper":
             from edgebench.agent.runtimes.onnx_models import WhisperOnnx
 
-            self._model = WhisperOnnx(artifact.meta, artifact.files, self._run)
+            self._model = WhisperOnnx(
+                artifact.meta, artifact.files, self._run, self.options.language, self.options.task
+            )
         else:
             from edgebench.agent.runtimes.onnx_models import HybridCtcOnnx
 
@@ -229,6 +231,9 @@ class OnnxRuntimeSession(RuntimeSession):
 
     def transcribe(self, feats: Any, ctc_weight: float | None) -> list[str]:
         return self._require().transcribe(feats, ctc_weight)
+
+    def detected_languages(self) -> Any:
+        return getattr(self._model, "detected", None)
 
     def transcribe_tokens(self, feats: Any) -> list[list[int]]:
         """Whisper only: greedy token ids per item (what the cross-runtime equivalence test compares)."""

@@ -106,7 +106,12 @@ class TorchSession(RuntimeSession):
 
         torch = self._torch
         model = load_torch_model(
-            self.spec, self.options.weights, seed=self.options.seed, beam_size=self.options.beam_size
+            self.spec,
+            self.options.weights,
+            seed=self.options.seed,
+            beam_size=self.options.beam_size,
+            language=self.options.language,
+            task=self.options.task,
         )
         # Counts are taken before quantization: packed int8 weights are no longer nn.Parameters.
         self._params = model.param_counts()
@@ -197,6 +202,9 @@ class TorchSession(RuntimeSession):
     def transcribe(self, feats: Features, ctc_weight: float | None) -> list[str]:
         with self._torch.inference_mode(), self._autocast():
             return self._require_model().transcribe(feats, ctc_weight)
+
+    def detected_languages(self) -> Any:
+        return getattr(self.model, "detected", None)
 
     def synchronize(self) -> None:
         torch = self._torch

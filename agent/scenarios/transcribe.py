@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 
 from edgebench.agent.accuracy import NORMALIZER_NAME, wer_cer
-from edgebench.agent.results.schema import TranscribeResult, UtteranceResult
+from edgebench.agent.results.schema import LanguageScore, TranscribeResult, UtteranceResult
+from edgebench.agent.runtimes.base import decoded_language
 from edgebench.agent.scenarios.base import ScenarioContext, ScenarioOutput
 from edgebench.agent.stats import summarize
 from edgebench.agent.sweep import Point
@@ -26,6 +27,8 @@ def run_transcribe(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
         texts = session.transcribe(session.features([u.audio for u in batch]), point.ctc_weight)
         session.synchronize()
         return texts, time.perf_counter() - t0
+
+    fixed_language = decoded_language(session.spec, session.options.language)  # None: detected, or none
 
     for _ in range(rule.warmup):
         transcribe(batches[0])
@@ -44,11 +47,19 @@ def run_transcribe(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
                 ctx.on_iteration(len(latencies))
             if passes == 0:
                 hypotheses += texts
+                guesses = session.detected_languages() or [None] * len(batch)
                 per_utt += [
                     UtteranceResult(
-                        id=u.id, audio_s=u.duration_s, latency_s=dt, reference=u.text, hypothesis=t
+                        id=u.id,
+                        audio_s=u.duration_s,
+                        latency_s=dt,
+                        reference=u.text,
+                        hypothesis=t,
+                        reference_language=u.language,
+                        language=g.language if g is not None else fixed_language,
+                        language_probability=g.probability if g is not None else None,
                     )
-                    for u, t in zip(batch, texts, strict=True)
+                    for u, t, g in zip(batch, texts, guesses, strict=True)
                 ]
         passes += 1
         reason = rule.should_stop(latencies, time.perf_counter() - started)
@@ -61,8 +72,10 @@ def run_transcribe(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
 
     audio_total = sum(u.duration_s for u in utts)
     trained = session.model_report().trained
+    translated = session.options.task == "translate" and session.spec.family == "whisper"
+    scored = trained and not translated
     wer = cer = None
-    if trained:
+    if scored:
         wer, cer = wer_cer([u.text for u in utts], hypotheses)
     result = TranscribeResult(
         utterances=len(utts),
@@ -71,11 +84,19 @@ def run_transcribe(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
         rtf=sum(latencies) / (audio_total * passes),
         wer=wer,
         cer=cer,
-        accuracy_meaningful=trained,
+        accuracy_meaningful=scored,
         normalizer=NORMALIZER_NAME,
         per_utterance=per_utt,
+        languages=language_scores(per_utt) if scored else [],
     )
-    warnings = [] if trained else ["untrained (random) weights: WER/CER not meaningful, not reported"]
+    warnings = []
+    if not trained:
+        warnings.append("untrained (random) weights: WER/CER not meaningful, not reported")
+    elif translated:
+        warnings.append(
+            "--task translate: the references are transcripts in the spoken language, so WER/CER of the "
+            "English translation are not reported (edgebench has no translation metric such as BLEU)"
+        )
     return ScenarioOutput(
         {"transcribe": result, "policy": rule.to_policy(f"{passes} pass(es): {reason}"), **extra},
         warnings + energy_warnings,
@@ -98,3 +119,28 @@ def _finish_energy(ctx, window, batches, transcribe, calls: int, passes: int):  
     units = Units(iterations=calls + repeats, audio_s=audio_s, repeats=repeats)
     energy, telemetry, warnings = ctx.monitor.finish(window, units)
     return {"energy": energy, "telemetry": telemetry}, warnings
+
+
+def language_scores(utterances: list[UtteranceResult]) -> list[LanguageScore]:
+    """WER/CER per spoken language, and how often it was detected, for a dataset that names the
+    language of its utterances (none: an empty list). A corpus WER over several languages mixes very
+    different difficulties, so each language gets its own line."""
+    by_language: dict[str, list[UtteranceResult]] = {}
+    for u in utterances:
+        if u.reference_language is not None:
+            by_language.setdefault(u.reference_language, []).append(u)
+    scores = []
+    for language, group in sorted(by_language.items()):
+        wer, cer = wer_cer([u.reference for u in group], [u.hypothesis for u in group])
+        detected = [u.language == language for u in group if u.language_probability is not None]
+        scores.append(
+            LanguageScore(
+                language=language,
+                utterances=len(group),
+                audio_s=sum(u.audio_s for u in group),
+                wer=wer,
+                cer=cer,
+                detected=sum(detected) / len(detected) if detected else None,
+            )
+        )
+    return scores

@@ -15,6 +15,8 @@ def load_hf(
     weights: str | Path | None = None,
     *,
     seed: int = 0,
+    language: str = "auto",
+    task: str = "transcribe",
 ) -> TorchAsrModel:
     """An ``hf:`` spec as a :class:`TorchAsrModel`: causal LMs as :class:`HfCausalLM`, Whisper-compatible
     models through the zoo's Whisper loader (same decoding rules and front end). The attention
@@ -26,7 +28,7 @@ def load_hf(
     if spec.family == "whisper":
         from edgebench.models.whisper.torch_model import load_whisper
 
-        return load_whisper(spec, weights_dir=path)
+        return load_whisper(spec, weights_dir=path, language=language, task=task)
     if spec.family != CAUSAL_LM:
         raise EdgebenchError(f"{spec.name}: unsupported family {spec.family}")
 

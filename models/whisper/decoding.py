@@ -10,8 +10,12 @@ The rules are exactly CTranslate2's ``Whisper.generate`` with ``beam_size=1`` an
 ``suppress_blank=True`` and ``suppress_tokens=[-1]``:
 
 * the prompt is ``<|startoftranscript|><|notimestamps|>`` for English-only models and
-  ``<|startoftranscript|><|en|><|transcribe|><|notimestamps|>`` for multilingual ones (no timestamp rules
+  ``<|startoftranscript|><|LANG|><|TASK|><|notimestamps|>`` for multilingual ones (no timestamp rules
   apply, because the prompt ends with ``<|notimestamps|>``);
+* a multilingual model told ``language="auto"`` chooses ``<|LANG|>`` per item as Whisper and CTranslate2
+  do (``detect_language``): the decoder's logits after ``<|startoftranscript|>`` alone, softmax over the
+  language tokens only, arg-max; the probability is recorded. Every item's prompt has the same length, so
+  a batch stays rectangular;
 * ``suppress_tokens`` (CTranslate2's ``suppress_ids``) are masked at every step;
 * ``begin_suppress_tokens`` (the blank ``" "`` and end-of-text) are masked at the first generated step;
 * the token is the arg-max; an item that emitted end-of-text is finished and from then on gets
@@ -65,6 +69,11 @@ class DecodingConfig:
     max_length: int = MAX_LENGTH
     timestamp_begin: int | None = None
     """First timestamp token id (``<|notimestamps|>`` + 1): text decoding drops ids from here on."""
+    languages: tuple[tuple[str, int], ...] = ()
+    """Multilingual models: ``(code, token id)`` of every language token (``("de", 50261)``)."""
+    detect_language: bool = False
+    """``prompt[1]`` is a placeholder chosen per item by :meth:`GreedyDecoder.detect` (``--language
+    auto``); the prompt's length, and so every position count, is the same as with a fixed language."""
 
     @property
     def max_new_tokens(self) -> int:
@@ -76,14 +85,16 @@ class DecodingConfig:
         cls,
         generation_config: Any,
         *,
-        language: str = "en",
+        language: str = "auto",
         task: str = "transcribe",
         max_length: int | None = None,
     ) -> DecodingConfig:
         """Build from a ``transformers.GenerationConfig`` or the dict of a ``generation_config.json``.
 
-        ``language``/``task`` only matter for multilingual models (``is_multilingual``), which need the
-        ``lang_to_id``/``task_to_id`` tables that every Whisper generation config carries.
+        ``language`` is a code (``de``), a token (``<|de|>``) or ``auto`` (detected per item); ``task``
+        is ``transcribe`` or ``translate`` (into English). Multilingual models (``is_multilingual``) read
+        the ``lang_to_id``/``task_to_id`` tables every Whisper generation config carries; an English-only
+        model takes ``auto``/``en`` and ``transcribe`` only (it has no language or task tokens).
         """
         sot = _get(generation_config, "decoder_start_token_id")
         eos = _get(generation_config, "eos_token_id")
@@ -96,15 +107,26 @@ class DecodingConfig:
                 "no_timestamps_token_id: use a complete Hugging Face Whisper directory"
             )
         prompt = [int(sot)]
+        code = language.removeprefix("<|").removesuffix("|>")
+        languages: tuple[tuple[str, int], ...] = ()
         if _get(generation_config, "is_multilingual", False):
             lang_to_id = _get(generation_config, "lang_to_id") or {}
             task_to_id = _get(generation_config, "task_to_id") or {}
-            lang_token = language if language.startswith("<|") else f"<|{language}|>"
-            if lang_token not in lang_to_id or task not in task_to_id:
+            languages = tuple(
+                (token.removeprefix("<|").removesuffix("|>"), int(i)) for token, i in lang_to_id.items()
+            )
+            ids = dict(languages)
+            if not ids or (code != "auto" and code not in ids):
+                shown = ", ".join(sorted(ids)[:12])
                 raise EdgebenchError(
-                    f"Whisper generation config has no id for language {lang_token} or task {task!r}"
+                    f"--language {code}: this Whisper model knows {len(ids)} languages ({shown}, …) or auto"
                 )
-            prompt += [int(lang_to_id[lang_token]), int(task_to_id[task])]
+            if task not in task_to_id:
+                raise EdgebenchError(f"--task {task}: this Whisper model knows {', '.join(task_to_id)}")
+            # Detection fills prompt[1] per item; English holds the place (same length, same positions).
+            prompt += [ids["en" if code == "auto" else code], int(task_to_id[task])]
+        else:
+            check_english_only(code, task, "this Whisper model")
         prompt.append(int(no_timestamps))
         return cls(
             prompt=tuple(prompt),
@@ -115,7 +137,20 @@ class DecodingConfig:
             ),
             max_length=int(max_length or _get(generation_config, "max_length", MAX_LENGTH) or MAX_LENGTH),
             timestamp_begin=int(no_timestamps) + 1,
+            languages=languages,
+            detect_language=bool(languages) and code == "auto",
         )
+
+    def language_of(self, token: int) -> str | None:
+        """The language code of a language token id (None: not one, or an English-only model)."""
+        return next((code for code, i in self.languages if i == token), None)
+
+    @property
+    def fixed_language(self) -> str | None:
+        """The language every item is decoded in (None while it is detected per item)."""
+        if self.detect_language:
+            return None
+        return self.language_of(self.prompt[1]) if self.languages else "en"
 
     @classmethod
     def from_pretrained_dir(cls, path: str | Path, **kwargs: Any) -> DecodingConfig:
@@ -128,6 +163,28 @@ class DecodingConfig:
                 "use a complete Hugging Face Whisper directory"
             )
         return cls.from_generation_config(json.loads(file.read_text()), **kwargs)
+
+
+def check_english_only(language: str, task: str, model: str) -> None:
+    """An English-only model (``.en``) has no language or task tokens: it transcribes English only."""
+    if language not in ("auto", "en"):
+        raise EdgebenchError(
+            f"{model} is English-only: --language {language} needs a multilingual Whisper "
+            "(whisper-tiny, whisper-base, …; whisper-base runs offline)"
+        )
+    if task != "transcribe":
+        raise EdgebenchError(
+            f"{model} is English-only: it cannot --task {task} (a multilingual Whisper translates into "
+            "English)"
+        )
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    """The language detected for one item and its probability among the language tokens."""
+
+    language: str
+    probability: float
 
 
 class GreedyDecoder:
@@ -162,6 +219,38 @@ class GreedyDecoder:
 
             return torch.zeros(like.shape[0], dtype=torch.bool, device=like.device)
         return np.zeros(like.shape[0], dtype=bool)
+
+    def detect(self, logits: Any) -> tuple[list[LanguageGuess], np.ndarray]:
+        """Each item's language from the logits ``[batch, vocab]`` after ``<|startoftranscript|>``: the
+        arg-max over the language tokens and its softmax probability among them (Whisper's
+        ``detect_language``). Returns the guesses and the per-item prompts ``[batch, len(prompt)]``."""
+        codes = [code for code, _ in self.config.languages]
+        ids = np.asarray([i for _, i in self.config.languages], dtype=np.int64)
+        if _is_torch(logits):
+            logits = logits.float().cpu().numpy()
+        scores = np.asarray(logits, dtype=np.float64)[:, ids]
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probs = scores / scores.sum(axis=1, keepdims=True)
+        best = probs.argmax(axis=1)
+        guesses = [LanguageGuess(codes[b], float(p[b])) for b, p in zip(best, probs, strict=True)]
+        return guesses, self.prompts([int(ids[b]) for b in best])
+
+    def choose_prompts(
+        self, batch: int, sot_logits: Callable[[], Any]
+    ) -> tuple[np.ndarray, list[LanguageGuess] | None]:
+        """Each item's prompt ``[batch, len(prompt)]``: the fixed one, or with the language detected from
+        ``sot_logits()`` (the decoder's logits after ``<|startoftranscript|>``, called only when the
+        language is detected). Returns the guesses too (None: the language was not detected)."""
+        if not self.config.detect_language:
+            return np.tile(np.asarray(self.config.prompt, dtype=np.int64), (batch, 1)), None
+        guesses, rows = self.detect(sot_logits())
+        return rows, guesses
+
+    def prompts(self, language_tokens: list[int]) -> np.ndarray:
+        """The prompt of each item with its language token ``[batch, len(prompt)]`` (int64)."""
+        rows = np.tile(np.asarray(self.config.prompt, dtype=np.int64), (len(language_tokens), 1))
+        rows[:, 1] = language_tokens
+        return rows
 
     def select(self, logits: Any, step: int, finished: Any = None, force: bool = False) -> tuple[Any, Any]:
         """Next tokens ``[batch]`` and the updated ``finished`` mask.

@@ -28,7 +28,7 @@ from torch import nn
 from edgebench.agent.errors import EdgebenchError
 from edgebench.models.base import DecodeState, Features, ModelInfo, TorchAsrModel
 from edgebench.models.spec import ModelSpec
-from edgebench.models.whisper.decoding import DecodingConfig, GreedyDecoder
+from edgebench.models.whisper.decoding import DecodingConfig, GreedyDecoder, LanguageGuess
 from edgebench.models.whisper.weights import resolve_whisper_weights
 
 if TYPE_CHECKING:
@@ -82,6 +82,8 @@ class WhisperTorchModel(TorchAsrModel):
         self.decoder = GreedyDecoder(decoding)
         self.tokenizer = tokenizer
         self.weights_path = weights_path
+        self.detected: list[LanguageGuess] | None = None
+        """The language of each item of the last prefill, where it was detected (``--language auto``)."""
         # Counted once at load: after quantize_dynamic the packed int8 weights are no longer Parameters.
         self._param_counts = self._count_params()
 
@@ -137,7 +139,9 @@ class WhisperTorchModel(TorchAsrModel):
 
     @torch.inference_mode()
     def forward(self, feats: Features) -> torch.Tensor:
-        """Encoder + decoder over the prompt in one full-model call (no cache): ``[B, len(prompt), V]``."""
+        """Encoder + decoder over the prompt in one full-model call (no cache): ``[B, len(prompt), V]``.
+        With ``--language auto`` the prompt holds English in the language's place: the arithmetic does
+        not depend on which language token it is; detection is part of :meth:`prefill`."""
         x = self._inputs(feats)
         out = self.module(
             input_features=x, decoder_input_ids=self._prompt_ids(x.shape[0], x.device), use_cache=False
@@ -163,14 +167,19 @@ class WhisperTorchModel(TorchAsrModel):
 
     @torch.inference_mode()
     def prefill(self, feats: Features) -> DecodeState:
-        """Encoder, then the decoder over the prompt (filling the KV caches), then the first token."""
+        """Encoder, then the decoder over the prompt (filling the KV caches), then the first token.
+        With ``--language auto`` the decoder first takes ``<|startoftranscript|>`` alone, whose logits
+        choose each item's language, then the rest of the prompt (the cache holds the first token)."""
         x = self._inputs(feats)
         encoder_hidden_states = self.module.model.encoder(x).last_hidden_state
         state = DecodeState(
             tokens=torch.empty((x.shape[0], 0), dtype=torch.long, device=x.device),
             data={"encoder_hidden_states": encoder_hidden_states, "kv_cache": None},
         )
-        logits = self._decoder_step(state, self._prompt_ids(x.shape[0], x.device))
+        sot = self._prompt_ids(x.shape[0], x.device)[:, :1]
+        rows, self.detected = self.decoder.choose_prompts(x.shape[0], lambda: self._decoder_step(state, sot))
+        rest = rows[:, 1:] if self.detected is not None else rows  # SOT is in the cache once detected
+        logits = self._decoder_step(state, torch.as_tensor(rest, device=x.device))
         tokens, finished = self.decoder.select(logits, step=0)
         state.tokens = tokens[:, None]
         state.data["finished"] = finished
@@ -248,9 +257,16 @@ def _load_tokenizer(path: Path) -> Any | None:
     return WhisperTokenizerFast.from_pretrained(path)
 
 
-def load_whisper(spec: ModelSpec, weights_dir: str | Path | None = None) -> WhisperTorchModel:
+def load_whisper(
+    spec: ModelSpec,
+    weights_dir: str | Path | None = None,
+    *,
+    language: str = "auto",
+    task: str = "transcribe",
+) -> WhisperTorchModel:
     """Resolve the weights (see :func:`~edgebench.models.whisper.weights.resolve_whisper_weights`) and load
-    them in float32 with SDPA attention, in eval mode on the CPU (the runtime moves/casts it)."""
+    them in float32 with SDPA attention, in eval mode on the CPU (the runtime moves/casts it).
+    ``language``/``task`` make the prompt (:meth:`DecodingConfig.from_generation_config`)."""
     from transformers import WhisperForConditionalGeneration
     from transformers.utils import logging as hf_logging
 
@@ -266,7 +282,7 @@ def load_whisper(spec: ModelSpec, weights_dir: str | Path | None = None) -> Whis
             f"weights in {source.path} expect {n_mels} mel bins but {spec.name} is defined with "
             f"{spec.n_mels}: they are not weights for this model"
         )
-    decoding = DecodingConfig.from_pretrained_dir(source.path)
+    decoding = DecodingConfig.from_pretrained_dir(source.path, language=language, task=task)
     source_label = str(source.path) if source.source == "local-dir" else source.source
     info = ModelInfo(trained=True, weights_source=source_label, size_on_disk_bytes=source.size_on_disk_bytes)
     return WhisperTorchModel(

@@ -14,9 +14,7 @@
 # Reproducible with the same tool versions (made with eSpeak NG 1.51 and SoX 14.4.2): espeak-ng is
 # deterministic, and sox runs with -D (no dither) so the 16-bit output does not depend on random noise.
 #
-# Pipeline per utterance: espeak-ng -> 22.05 kHz WAV; sox -> 16 kHz mono 16-bit FLAC, leading/trailing
-# silence trimmed to a fixed 0.2 s margin (so durations reflect the speech), peak-normalised to -1 dBFS
-# (with 3 dB headroom before resampling so the rate filter's overshoot never clips).
+# Pipeline per utterance: ../synthesize_utterance.sh (espeak-ng, then sox to 16 kHz mono FLAC).
 #
 # Usage: bash agent/datasets/builtin/make_builtin.sh
 set -euo pipefail
@@ -24,9 +22,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 command -v espeak-ng >/dev/null || { echo "espeak-ng is required (apt-get install espeak-ng)" >&2; exit 1; }
 command -v sox >/dev/null || { echo "sox with FLAC support is required (apt-get install sox)" >&2; exit 1; }
-
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
 
 # id|voice|words-per-minute|text   (long utterances join 2–5 sentences)
 UTTERANCES=$(cat <<'LIST'
@@ -56,10 +51,7 @@ LIST
 printf 'id\tfile\tvoice\ttext\n' >transcripts.tsv
 while IFS='|' read -r id voice wpm text; do
     [ -n "$id" ] || continue
-    espeak-ng -v "$voice" -s "$wpm" -w "$tmp/$id.wav" "$text"
-    sox -D "$tmp/$id.wav" -c 1 -b 16 -C 8 "$id.flac" \
-        silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse \
-        gain -n -3 rate -v 16k pad 0.2 0.2 gain -n -1
+    ../synthesize_utterance.sh "$id.flac" "$voice" "$wpm" 0 "$text"
     printf '%s\t%s\t%s\t%s\n' "$id" "$id.flac" "$voice" "$text" >>transcripts.tsv
     printf '%s  %5.2f s  %-14s %s\n' "$id" "$(soxi -D "$id.flac")" "$voice" "$text"
 done <<<"$UTTERANCES"
