@@ -284,7 +284,7 @@ def _over_budget(memory: MemoryResult, when: str) -> ScenarioOutput:
 
 def _measure_load(session: RuntimeSession, dataset: list, load_s: float) -> ScenarioOutput:
     """Cold first inference right after loading, then a warm one: what a user waits for on startup."""
-    feats = session.features([speech_of_length(dataset, 5.0)])
+    feats = session.forward_inputs([speech_of_length(dataset, 5.0)])
     with Timer(sync=session.synchronize) as first:
         session.forward(feats)
     with Timer(sync=session.synchronize) as warm:
@@ -309,7 +309,7 @@ def _label(model: str, runtime: str, precision: str, device: str, p: Point) -> s
 def _variant_config(session: RuntimeSession) -> dict[str, object]:
     """The runtime's own knobs: torch_mode / attn_impl / amp for torch, the graph optimisation level for
     onnxruntime (None elsewhere: not applicable)."""
-    return session.options.runtime_options.result_config(session.name)
+    return session.result_config()
 
 
 def _dataset_config(spec: RunSpec) -> dict[str, object]:
@@ -352,7 +352,7 @@ def _document(
         new_tokens=point.new_tokens if scenario == "generate" else None,
         ctc_weight=point.ctc_weight,
         threads=session.threads,
-        frontend=session.frontend.backend,
+        frontend=session.frontend_name(scenario),
         dataset=spec.dataset.name,
         **_dataset_config(spec),
         **_variant_config(session),

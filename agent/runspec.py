@@ -286,10 +286,12 @@ def _check_family(spec, sweep: SweepSpec, engine: EngineSpec) -> None:  # type: 
                 f"{spec.name} generates at most 448 tokens including the prompt; "
                 f"--new-tokens {max(sweep.new_tokens)} is too many"
             )
-    elif language != "auto" or task != "transcribe":
+    elif language not in ("auto", "en") or task != "transcribe":
+        # other families have no language prompt; 'en' is accepted so that a sweep mixing them with a
+        # multilingual Whisper can fix English for all
         raise EdgebenchError(
             f"--language and --task choose Whisper's prompt; {spec.name} has none (leave them at "
-            "auto and transcribe)"
+            "auto or en, and transcribe)"
         )
     if spec.family == "causal-lm":  # hf:<causal LM>: token ids in, no audio, torch only
         if "transcribe" in sweep.scenarios:
@@ -351,6 +353,7 @@ OPTIONS: dict[str, Option] = {
     "speed": Option("dataset.speed", "float", optional=True),
     "threads": Option("engine.threads", "int", optional=True),
     "ort_opt_level": Option("runtime_options.onnxruntime.ort_opt_level", "str"),
+    "ggml_quant": Option("runtime_options.whispercpp.ggml_quant", "str"),
     "torch_mode": Option("runtime_options.torch.torch_mode", "str"),
     "attn_impl": Option("runtime_options.torch.attn_impl", "str", optional=True),
     "amp": Option("runtime_options.torch.amp", "bool"),

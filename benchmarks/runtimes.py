@@ -25,7 +25,11 @@ multiply-add), divided by its time; ``% peak`` compares it with this machine's o
 the same run (a large square fp32 ``torch.matmul``, torch's int8 linear layer for int8 configurations),
 so a configuration far below the peak is held back by something else than arithmetic (memory
 bandwidth, small matrices, framework overhead). faster-whisper's rows run the engine of edgebench's
-ctranslate2 rows, so their forward pass is not timed again. The Pareto column marks the configurations no
+ctranslate2 rows, so their forward pass is not timed again. whisper.cpp's rows (the whispercpp runtime:
+f16, q8_0, q5_1 files) time its encoder alone, as its own ``bench`` does ("encode time"), so their
+GFLOP/s count the encoder's FLOPs only; ggml multiplies quantised weights (q8_0, q5_1) with activations
+quantised to 8 bits in integer dot products, so those are set against the int8 peak, f16 against the fp32
+one. The Pareto column marks the configurations no
 other one beats on both RTF and WER; the note under the table lists those both faster than faster-whisper
 int8 and at least as accurate.
 """
@@ -96,15 +100,21 @@ class FasterWhisper:
 class Edgebench:
     """An edgebench runtime session, used exactly as the transcribe scenario uses it."""
 
-    def __init__(self, model: str, runtime: str, precision: str, threads: int) -> None:
-        from edgebench.agent.runtimes import runtime_class
+    def __init__(self, model: str, runtime: str, precision: str, threads: int, quant: str = "q8_0") -> None:
+        from edgebench.agent.runtimes import RuntimeOptions, runtime_class
         from edgebench.agent.runtimes.base import SessionOptions
+        from edgebench.agent.runtimes.whispercpp_options import WhisperCppOptions
         from edgebench.models.frontend.logmel import LogMelFrontend
         from edgebench.models.registry import resolve
 
         spec = resolve(model)
-        options = SessionOptions(precision=precision, device="cpu", threads=threads)
+        own = RuntimeOptions(whispercpp=WhisperCppOptions(ggml_quant=quant))
+        # English, as faster-whisper is told: the same prompt, and no language detection, everywhere
+        options = SessionOptions(
+            precision=precision, device="cpu", threads=threads, language="en", runtime_options=own
+        )
         self.session = runtime_class(runtime)(spec, options, LogMelFrontend(spec.n_mels, "torch"))
+        self.session.prepare()
         self.session.load()
 
     def __call__(self, audio: Any) -> str:
@@ -114,7 +124,7 @@ class Edgebench:
     def forward_s(self, audio: Any, reps: int) -> float:
         """Best time of one forward pass (as the forward scenario times it: features prepared outside)."""
         s = self.session
-        feats = s.features([audio])
+        feats = s.forward_inputs([audio])
         s.forward(feats)  # warm-up
         best = float("inf")
         for _ in range(reps):
@@ -125,7 +135,7 @@ class Edgebench:
         return best
 
 
-def forward_flops(config: dict[str, Any], prompt_len: int = 4) -> float:
+def forward_flops(config: dict[str, Any], prompt_len: int = 4, decoder: bool = True) -> float:
     """FLOPs of one forward pass over a 30 s window, from a Hugging Face Whisper ``config.json``.
 
     Matrix products only (2 FLOPs per multiply-add; norms, softmax and GELU are a few percent of a
@@ -133,6 +143,7 @@ def forward_flops(config: dict[str, Any], prompt_len: int = 4) -> float:
     encoder layer (Q/K/V/O projections, scores and weighted sum over the 1500 frames, the MLP), each
     decoder layer over ``prompt_len`` tokens (self-attention, cross-attention whose K/V projections run
     over all 1500 encoder frames, the MLP) and the output projection for the last position.
+    ``decoder=False``: the convolutions and encoder layers only (what whisper.cpp's bench times).
     """
     d = config["d_model"]
     frames = config["max_source_positions"]  # 1500 encoder positions per 30 s window
@@ -151,9 +162,8 @@ def forward_flops(config: dict[str, Any], prompt_len: int = 4) -> float:
         + 2 * p * d * config["decoder_ffn_dim"]
     )
     logits = 2 * d * config["vocab_size"]
-    return float(
-        conv + config["encoder_layers"] * encoder_layer + config["decoder_layers"] * decoder_layer + logits
-    )
+    encoder = conv + config["encoder_layers"] * encoder_layer
+    return float(encoder + (config["decoder_layers"] * decoder_layer + logits if decoder else 0))
 
 
 def gemm_peak(threads: int, size: int = 2048, reps: int = 5) -> dict[str, float]:
@@ -241,6 +251,13 @@ def main() -> None:
                     lambda r=runtime, p=precision: Edgebench(args.model, r, p, args.threads),
                 )
             )
+    for ggml_type, precision in (("f16", "fp16"), ("q8_0", "int8"), ("q5_1", "int8")):
+        plan.append(
+            (
+                Config(f"whispercpp {ggml_type}", "whispercpp", precision),
+                lambda p=precision, q=ggml_type: Edgebench(args.model, "whispercpp", p, args.threads, q),
+            )
+        )
 
     loaded: list[tuple[Config, Any]] = []
     for config, make in plan:
@@ -281,6 +298,7 @@ def main() -> None:
     console.print("GEMM peak (fp32 matmul, int8 linear) …")
     peak = gemm_peak(args.threads)
     flops = forward_flops(_hf_config(args.model))
+    encoder_flops = forward_flops(_hf_config(args.model), decoder=False)
 
     reference = next(c for c, _ in loaded if c.runtime == "faster-whisper" and c.precision == "int8")
     ref_rtf = min(reference.pass_s) / audio_s
@@ -290,7 +308,8 @@ def main() -> None:
     table = compact_table(
         f"{args.model}, {len(utts)} built-in utterances ({audio_s:.1f} s audio), "
         f"{args.threads} threads, greedy",
-        caption=f"forward pass = {flops / 1e9:.1f} GFLOP; GEMM peak here: "
+        caption=f"forward pass = {flops / 1e9:.1f} GFLOP (whispercpp: encoder {encoder_flops / 1e9:.1f}); "
+        "GEMM peak here: "
         + ", ".join(f"{k} {v:.0f} G{'OP' if k == 'int8' else 'FLOP'}/s" for k, v in peak.items())
         + "; fw = faster-whisper (the reference); P = on the Pareto front (RTF, WER)",
     )
@@ -306,7 +325,8 @@ def main() -> None:
         rtf = min(config.pass_s) / audio_s
         ratio = rtf / ref_rtf
         size = f"{config.size_bytes / 1e6:.0f}" if config.size_bytes else "-"
-        gflops = flops / config.forward_s / 1e9 if config.forward_s else None
+        work = encoder_flops if config.runtime == "whispercpp" else flops
+        gflops = work / config.forward_s / 1e9 if config.forward_s else None
         machine = peak.get("int8" if config.precision == "int8" else "fp32")
         share = f"{100 * gflops / machine:.0f}" if gflops and machine else "-"
         table.add_row(
@@ -347,6 +367,7 @@ def main() -> None:
                     "audio_s": audio_s,
                     "threads": args.threads,
                     "forward_gflop": flops / 1e9,
+                    "encoder_gflop": encoder_flops / 1e9,
                     "gemm_peak_gflops": peak,
                     "rows": rows,
                 },

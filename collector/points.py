@@ -57,14 +57,16 @@ def inference_tags(doc: ResultDocument, with_absent: bool = False) -> dict[str, 
         "attn_impl": c.attn_impl,
         "amp": "true" if c.amp else None,
         "ort_opt_level": c.ort_opt_level,
+        "ggml_type": c.ggml_type,
         "label": c.label,
         "recipe": c.recipe,
         "campaign": c.campaign,
         "noise_snr_db": fmt_number(c.noise_snr_db) if c.noise_snr_db is not None else None,
         "speed": fmt_number(c.speed) if c.speed is not None else None,
-        # A language given to a multilingual Whisper, and translation: auto-detected transcription (the
-        # default) keeps the series keys every other result has
-        "language": c.language if c.language != "auto" else None,
+        # Multilingual Whisper's language (auto: detected per utterance, or the one given) and translation:
+        # auto and a given language are different work (detection is a decoder call) and may transcribe
+        # differently, so they are different series; models without a language token have no tag
+        "language": c.language,
         "task": c.task if c.task == "translate" else None,
         # Emulated CPUs (qemu): a tag, so that no dashboard query can average them with real devices
         "emulated": "true" if doc.sysinfo.emulated else None,
@@ -145,7 +147,8 @@ def inference_fields(doc: ResultDocument) -> dict[str, Any]:
         fields["utterances"] = int(t.utterances)
         fields["audio_s_total"] = _f(t.audio_s_total)
         fields["accuracy_meaningful"] = bool(t.accuracy_meaningful)
-        for score in t.languages:  # a dataset naming its languages: one field set per language (bounded)
+        # a dataset naming its languages: one field set per language (the schema bounds how many)
+        for score in t.languages:
             fields[f"wer_{score.language}"] = _f(score.wer)
             fields[f"cer_{score.language}"] = _f(score.cer)
             fields[f"language_detected_{score.language}"] = _f(score.detected)

@@ -3,10 +3,10 @@
 ``ansible-playbook deploy.yml`` with the device in the ``rpi`` group: the controller (this machine, x86)
 collects an aarch64 wheelhouse with ``pip download --platform``, exports the class's models, and the Pi
 installs offline (it has no route to any package index), runs the smoke test, and then transcribes one
-built-in utterance with whisper-tiny.en on onnxruntime, litert and ctranslate2 at int8. Those results
-must reach InfluxDB through the TLS broker and the collector as an ``rpi`` device with its own host name,
-energy from the ``rpi-pmic`` source marked as an estimate, the transcript of the x86 run of the same
-configuration, and the emulation mark everywhere. A second playbook run changes nothing.
+built-in utterance with whisper-tiny.en on onnxruntime, litert, ctranslate2 and whispercpp at int8.
+Those results must reach InfluxDB through the TLS broker and the collector as an ``rpi`` device with
+its own host name, energy from the ``rpi-pmic`` source marked as an estimate, the transcript of the x86
+run of the same configuration, and the emulation mark everywhere. A second playbook run changes nothing.
 
 The timings measured here are qemu's, not a Pi's: the results carry ``sysinfo.emulated``, and this test
 prints them only as such.
@@ -45,7 +45,7 @@ from tests.test_ansible import (  # the x86 deployment's helpers and fixtures
     wheelhouses,  # noqa: F401 (a fixture)
 )
 
-RUNTIMES = ("onnxruntime", "litert", "ctranslate2")
+RUNTIMES = ("onnxruntime", "litert", "ctranslate2", "whispercpp")
 # One utterance of the built-in set per runtime (a seeded draw): emulation is ~300x slower than a Pi.
 TRANSCRIBE = (
     "--model whisper-tiny.en --precision int8 --scenario transcribe --dataset builtin --limit 1 --seed 3 "
@@ -122,6 +122,7 @@ def test_deploy_rpi_class_and_whisper_results_reach_influxdb(  # ~10 min: emulat
                 {"model": "whisper-tiny.en", "to": "onnx", "quantize": "int8"},
                 {"model": "whisper-tiny.en", "to": "tflite", "quantize": "int8"},
                 {"model": "whisper-tiny.en", "to": "ctranslate2"},
+                {"model": "whisper-tiny.en", "to": "ggml", "quantize": "q8_0"},
                 {"model": "lstm-ctc:tiny", "to": "onnx"},
             ],
         },
@@ -176,7 +177,8 @@ def test_deploy_rpi_class_and_whisper_results_reach_influxdb(  # ~10 min: emulat
         assert ref.returncode == 0, ref.stderr[-3000:]
         x86 = {d["config"]["runtime"]: d for d in json.loads(ref.stdout)}
         print(
-            f"[rpi] EMULATED (qemu-user, not a Pi's speed): 3 runtimes x 1 utterance took {emulated_s:.0f} s"
+            f"[rpi] EMULATED (qemu-user, not a Pi's speed): {len(RUNTIMES)} runtimes x 1 utterance took "
+            f"{emulated_s:.0f} s"
         )
         for runtime, doc in docs.items():
             (utt,) = doc["transcribe"]["per_utterance"]
@@ -188,7 +190,8 @@ def test_deploy_rpi_class_and_whisper_results_reach_influxdb(  # ~10 min: emulat
             assert info["cpu_model"] == "Arm Cortex-A76"
             assert info["emulated"] == "qemu-user aarch64 on x86_64"
             assert any("emulated CPU" in w for w in doc["warnings"])
-            assert doc["config"]["frontend"] == "numpy"
+            # whisper.cpp's transcription computes its own log-mel from the PCM
+            assert doc["config"]["frontend"] == ("whisper.cpp" if runtime == "whispercpp" else "numpy")
             energy = doc["energy"]
             assert energy["source"] == "rpi-pmic" and energy["kind"] == "estimated"
             assert energy["joules_total"] and energy["joules_total"] > 0

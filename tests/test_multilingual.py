@@ -2,7 +2,8 @@
 probability and WER/CER per language on the built-in multilingual slice, on every runtime that needs no
 export here; a given language, translation, and the refusals of models that have no language token.
 
-SLOW: ~1.5 min (whisper-base transcribes 14 clips on torch and CTranslate2, then once more translating).
+SLOW: ~2 min (whisper-base transcribes 14 clips on torch and CTranslate2 in batches of 1 and 4, then once
+more translating).
 """
 
 from __future__ import annotations
@@ -34,6 +35,23 @@ def test_the_multilingual_slice_names_its_languages() -> None:
     assert all(u.language is None for u in load_dataset("builtin", limit=3))  # no column, no language
 
 
+@pytest.mark.parametrize(
+    ("text", "normalised"),
+    [
+        ("Die Straße ist «sehr» schön!", "die strasse ist sehr schön"),  # ß folded, guillemets gone
+        ("¿Dónde está la estación?", "dónde está la estación"),  # accents kept, ¿ ? gone
+        ("L\u2019homme s'en va.", "l'homme s'en va"),  # typographic apostrophe = ASCII one
+        ("e\u0301te\u0301", "été"),  # combining accents composed (NFC)
+        ("हिन्दी भाषा।", "हिन्दी भाषा"),  # vowel signs are marks: they stay; the danda goes
+        ("Don't stop — the 'quoted' well-known rock'n'roll", "don't stop the quoted well known rock'n'roll"),
+    ],
+)
+def test_the_normaliser_keeps_letters_marks_and_accents(text: str, normalised: str) -> None:
+    from edgebench.agent.accuracy import normalize
+
+    assert normalize(text) == normalised
+
+
 def test_a_language_column_is_read_and_checked(tmp_path: Path) -> None:
     source = Path(load_dataset("builtin", limit=1)[0].path)
     for name in ("a.flac", "b.flac"):
@@ -59,8 +77,16 @@ def test_languages_are_detected_and_scored_per_language_alike_on_torch_and_ctran
     """Every clip's language is detected (probability recorded) on torch (the HF conversion, our own
     detection) and CTranslate2 (its detect_language), with the same guesses, probabilities and
     transcripts; WER/CER come per language. Figures here: en 0 %, de 10 %, es 7.7 %, fr 40 % WER."""
-    docs = {d["config"]["runtime"]: d for d in _run("--runtime", "torch,ctranslate2")}
+    every = _run("--runtime", "torch,ctranslate2", "--batch-size", "1,4")
+    docs = {d["config"]["runtime"]: d for d in every if d["config"]["batch_size"] == 1}
     assert set(docs) == {"torch", "ctranslate2"}
+    for doc in every:  # batches of four mix languages: each item still gets its own language and text
+        if doc["config"]["batch_size"] == 4:
+            ours = doc["transcribe"]["per_utterance"]
+            one = docs[doc["config"]["runtime"]]["transcribe"]["per_utterance"]
+            assert [(u["language"], u["hypothesis"]) for u in ours] == [
+                (u["language"], u["hypothesis"]) for u in one
+            ], doc["config"]["runtime"]
     for runtime, doc in docs.items():
         assert (doc["config"]["language"], doc["config"]["task"]) == ("auto", "transcribe")
         utterances = doc["transcribe"]["per_utterance"]

@@ -143,3 +143,90 @@ def test_generate_loop_stops_when_all_finished_or_forced() -> None:
 def test_text_tokens_drop_timestamps() -> None:
     decoder = GreedyDecoder(DecodingConfig.from_generation_config(EN_ONLY))
     assert decoder.text_tokens([50363, 400, 50400, 401]) == [400, 401]
+
+
+def _language_logits(batch: int, favourites: list[int]) -> np.ndarray:
+    """Logits after <|startoftranscript|> favouring one language token per item (and a text token)."""
+    logits = np.zeros((batch, VOCAB), dtype=np.float32)
+    logits[:, 100] = 9.0  # a text token: never a language
+    for row, token in enumerate(favourites):
+        logits[row, token] = 5.0
+    return logits
+
+
+def test_onnx_prefill_detects_from_sot_alone_then_feeds_each_items_prompt_with_its_cache() -> None:
+    """ONNX Runtime's prefill with --language auto: the decoder takes [SOT] on an empty cache, then each
+    item's rest of the prompt (its detected language, task, notimestamps) on the cache that step filled;
+    with a fixed language, one call with the whole prompt."""
+    from edgebench.agent.runtimes.onnx_models import WhisperOnnx
+    from edgebench.models.base import Features
+
+    calls: list[tuple[list[list[int]], int]] = []
+
+    def run(graph: str, feeds: dict) -> list:  # type: ignore[type-arg]
+        if graph == "encoder":
+            return [np.zeros((2, 3, 4), np.float32)]
+        ids, past = feeds["input_ids"], feeds["past_0"]
+        calls.append((ids.tolist(), past.shape[2]))
+        return [_language_logits(2, [50261, 50259]), np.zeros((2, 1, past.shape[2] + ids.shape[1], 4))]
+
+    for language, expected in (("auto", 2), ("de", 1)):
+        model = WhisperOnnx.__new__(WhisperOnnx)
+        model.decoding = DecodingConfig.from_generation_config(MULTI, language=language)
+        model.decoder = GreedyDecoder(model.decoding)
+        model.run, model.past_names, model.cross_names, model.empty_past = (
+            run,
+            ["past_0"],
+            ["cross"],
+            (1, 0, 4),
+        )
+        calls.clear()
+        model.prefill(Features(values=np.zeros((2, 80, 3000), np.float32), lengths=np.zeros(2)))  # type: ignore[arg-type]
+        assert len(calls) == expected
+        if language == "auto":
+            assert calls[0] == ([[50258], [50258]], 0)
+            assert calls[1] == ([[50261, 50359, 50363], [50259, 50359, 50363]], 1)
+            assert [g.language for g in model.detected] == ["de", "en"]
+        else:
+            assert calls[0] == ([[50258, 50261, 50359, 50363]] * 2, 0) and model.detected is None
+
+
+def test_litert_prefill_detects_after_feeding_sot_then_feeds_each_items_language() -> None:
+    """LiteRT feeds the prompt token by token per item: SOT at position 0 (its logits choose the
+    language), then each item's own language, the task and notimestamps at positions 1-3."""
+    from edgebench.agent.runtimes.litert_runtime import WhisperLiteRT
+    from edgebench.models.base import Features
+
+    fed: list[tuple[int, int, int]] = []  # (item, token, position)
+
+    class Graph:
+        def __init__(self) -> None:
+            self.inputs: dict = {}  # type: ignore[type-arg]
+            self.input_shapes = {"self_k": (1, 1, 2, 8)}
+
+        def set(self, name: str, value: np.ndarray) -> None:
+            self.inputs[name] = value
+
+        def run(self, **kwargs: np.ndarray) -> dict:  # type: ignore[type-arg]
+            return {"cross_k": np.zeros(1), "cross_v": np.full(1, len(fed))}
+
+        def invoke(self) -> None:
+            item = int(self.inputs["cross_v"][0])
+            fed.append((item, int(self.inputs["token"][0, 0]), int(self.inputs["position"][0])))
+
+        def get(self, name: str) -> np.ndarray:
+            if name == "logits":
+                return _language_logits(1, [[50261, 50259][fed[-1][0] % 2]])
+            return np.zeros((1, 1, 2, 1), np.float32)
+
+    model = WhisperLiteRT.__new__(WhisperLiteRT)
+    model.decoding = DecodingConfig.from_generation_config(MULTI)
+    model.decoder = GreedyDecoder(model.decoding)
+    model.encoder = model.decoder_graph = Graph()
+    model.cache_shape, model.max_positions, model._current = (1, 1, 2, 8), 448, None
+    items = iter(range(2))
+    model.encoder.run = lambda **kw: {"cross_k": np.zeros(1), "cross_v": np.full(1, next(items))}  # type: ignore[method-assign]
+    model.prefill(Features(values=np.zeros((2, 80, 3000), np.float32), lengths=np.zeros(2)))  # type: ignore[arg-type]
+    assert [g.language for g in model.detected] == ["de", "en"]
+    assert [(t, p) for i, t, p in fed if i == 0] == [(50258, 0), (50261, 1), (50359, 2), (50363, 3)]
+    assert [(t, p) for i, t, p in fed if i == 1] == [(50258, 0), (50259, 1), (50359, 2), (50363, 3)]

@@ -26,12 +26,17 @@ def export_command(
 
     if to not in TARGETS:
         raise EdgebenchError(f"--to {to}: use {' or '.join(TARGETS)}")
-    if quantize is not None and quantize != "int8":
-        raise EdgebenchError(f"--quantize {quantize}: only int8 is supported")
+    quantisations = ("q8_0", "q5_1") if to == "ggml" else ("int8",)
+    if quantize is not None and quantize not in quantisations:
+        raise EdgebenchError(f"--quantize {quantize}: --to {to} takes {' or '.join(quantisations)}")
     if precision not in ("fp32", "fp16"):
         raise EdgebenchError(f"--precision {precision}: use fp32 or fp16 (int8 is --quantize int8)")
     spec = resolve(model)
     options = ExportOptions(target=to, precision=precision, quantize=quantize, weights=weights, seed=seed)  # type: ignore[arg-type]
+    if to == "ggml":
+        from edgebench.agent.export.ggml import normalised
+
+        options = normalised(options)  # the variant's one spelling (what `run` asks the cache for)
     err = Console(stderr=True)
     with err.status(f"exporting {spec.name} to {to} (first time only; cached afterwards)"):
         artifact = export_model(spec, options)

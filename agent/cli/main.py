@@ -39,7 +39,8 @@ def run(
         str, typer.Option("--model", "-m", help="Model name(s), comma-separated (see `models`).")
     ],
     runtime: Annotated[
-        str, typer.Option(help="Runtime(s), comma list: torch, onnxruntime, litert, ctranslate2.")
+        str,
+        typer.Option(help="Runtime(s), comma list: torch, onnxruntime, litert, ctranslate2, whispercpp."),
     ] = "torch",
     precision: Annotated[str, typer.Option(help="fp32, fp16 (cuda/mps), int8 (cpu), comma list.")] = "fp32",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps (comma list).")] = "auto",
@@ -58,8 +59,8 @@ def run(
     dataset: Annotated[
         str,
         typer.Option(
-            help="'builtin', a folder of audio + transcripts.tsv / .txt files, or a LibriSpeech folder "
-            "(see docs/datasets.md)."
+            help="'builtin', 'builtin-multilingual' (de/es/fr/en), a folder of audio + transcripts.tsv / "
+            ".txt files, or a LibriSpeech folder (see docs/datasets.md)."
         ),
     ] = "builtin",
     limit: Annotated[
@@ -78,6 +79,9 @@ def run(
     ort_opt_level: Annotated[
         str, typer.Option(help="onnxruntime graph optimisation: disabled, basic, extended, all.")
     ] = "all",
+    ggml_quant: Annotated[
+        str, typer.Option(help="whispercpp: the ggml type --precision int8 runs: q8_0 or q5_1.")
+    ] = "q8_0",
     torch_mode: Annotated[
         str, typer.Option(help="torch: eager, compile (torch.compile), script (TorchScript trace, forward).")
     ] = "eager",
@@ -383,9 +387,15 @@ def power_watch(
 @app.command("export")
 def export_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `models`).")],
-    to: Annotated[str, typer.Option("--to", help="Target format: onnx, tflite or ctranslate2 (a copy).")],
+    to: Annotated[
+        str,
+        typer.Option("--to", help="Target format: onnx, tflite, ctranslate2 (a copy) or ggml (whisper.cpp)."),
+    ],
     quantize: Annotated[
-        str | None, typer.Option(help="int8: dynamic-range int8 weights (activations quantised per call).")
+        str | None,
+        typer.Option(
+            help="int8: dynamic-range int8 weights (activations quantised per call); --to ggml: q8_0 or q5_1."
+        ),
     ] = None,
     precision: Annotated[str, typer.Option(help="fp32, or fp16 (half-precision weights).")] = "fp32",
     weights: Annotated[

@@ -148,12 +148,14 @@ def admit(job: JobMessage, limits: DaemonSection) -> RunSpec:
         )
     if spec.engine.weights is not None:
         raise EdgebenchError("a job cannot name a weights path: devices run the weights installed on them")
+    from edgebench.agent.datasets.loader import BUILTINS
+
     allowed = limits.dataset_dirs
     for what, path in (("dataset", spec.dataset.name), ("noise", spec.dataset.noise)):
-        if path in ("builtin", "white"):
+        if path in (*BUILTINS, "white"):  # the packaged sets
             continue
         if not allowed:
-            raise EdgebenchError(f"{what} '{path}': this device admits only the builtin dataset")
+            raise EdgebenchError(f"{what} '{path}': this device admits only the builtin datasets")
         if not _inside(path, allowed):
             raise EdgebenchError(
                 f"{what} '{path}' is outside the folders this device allows ({', '.join(allowed)})"

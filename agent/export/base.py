@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-ExportTarget = Literal["onnx", "tflite", "ctranslate2"]
+ExportTarget = Literal["onnx", "tflite", "ctranslate2", "ggml"]
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class ExportOptions:
     precision: str = "fp32"
     """fp32 or fp16 (weights stored in half precision)."""
     quantize: str | None = None
-    """None or 'int8' (dynamic-range quantisation of the weights)."""
+    """None or 'int8' (dynamic-range quantisation of the weights); whisper.cpp files: 'q8_0' or 'q5_1'."""
     weights: str | None = None
     """The --weights the torch model was loaded from (None: the model's default source)."""
     seed: int = 0

@@ -217,6 +217,8 @@ def exporter_available(target: str) -> bool:
 
     if target == "ctranslate2":
         return True  # a copy, no exporter: weights_identity() says whether there is a source
+    if target == "ggml":  # numpy + safetensors from the Hugging Face layout (weights_identity finds it)
+        return importlib.util.find_spec("safetensors") is not None
     if importlib.util.find_spec("torch") is None:
         return False
     if target == "onnx":
@@ -313,7 +315,11 @@ def _copied_or_explain(spec: ModelSpec, options: ExportOptions, why: str) -> Exp
     if found is not None:
         return found
     variant = _variant(options)
-    flags = " --quantize int8" if options.quantize else (" --precision fp16" if variant == "fp16" else "")
+    flags = (
+        f" --quantize {options.quantize}"
+        if options.quantize
+        else (" --precision fp16" if variant == "fp16" else "")
+    )
     if spec.family != "whisper" and options.weights is None and options.seed:
         flags += f" --seed {options.seed}"  # untrained weights: the seed makes the model
     raise EdgebenchError(

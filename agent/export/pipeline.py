@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from edgebench.agent.export.base import ExportArtifact, ExportOptions, ExportTarget
     from edgebench.models.spec import ModelSpec
 
-TARGETS: tuple[ExportTarget, ...] = ("onnx", "tflite", "ctranslate2")
+TARGETS: tuple[ExportTarget, ...] = ("onnx", "tflite", "ctranslate2", "ggml")
 
 
 def export_model(spec: ModelSpec, options: ExportOptions) -> ExportArtifact:
@@ -30,4 +30,8 @@ def export_model(spec: ModelSpec, options: ExportOptions) -> ExportArtifact:
 
         check_options(options)
         return cached_export(spec, options, export_ctranslate2)
+    if options.target == "ggml":
+        from edgebench.agent.export.ggml import export_ggml, normalised
+
+        return cached_export(spec, normalised(options), export_ggml)
     raise EdgebenchError(f"unknown export target '{options.target}': use {' or '.join(TARGETS)}")

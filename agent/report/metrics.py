@@ -37,6 +37,9 @@ MATCH_AXES: tuple[str, ...] = (
     "attn_impl",
     "amp",
     "ort_opt_level",
+    "ggml_type",
+    "language",
+    "task",
     "dataset_limit",
     "noise_snr_db",
     "speed",
@@ -54,11 +57,21 @@ BASELINE_AXES: tuple[str, ...] = (
     "torch_mode",
     "attn_impl",
     "ort_opt_level",
+    "ggml_type",
+    "language",
     "label",
 )
 # What a label (``run --label``, a recipe step) names: a baseline ``label=NAME`` compares setups that
 # differ in any of these, matching everything else (seed 000: torch fp32 'baseline' vs onnxruntime int8).
-LABELLED_AXES: tuple[str, ...] = ("runtime", "precision", "torch_mode", "attn_impl", "amp", "ort_opt_level")
+LABELLED_AXES: tuple[str, ...] = (
+    "runtime",
+    "precision",
+    "torch_mode",
+    "attn_impl",
+    "amp",
+    "ort_opt_level",
+    "ggml_type",
+)
 # Settings a runtime owns (set on one runtime, None on the others): they cannot match across runtimes,
 # so a runtime comparison matches everything but these and shows them beside each runtime's name.
 RUNTIME_OWN_AXES: dict[str, object] = {
@@ -66,6 +79,7 @@ RUNTIME_OWN_AXES: dict[str, object] = {
     "attn_impl": None,
     "amp": False,
     "ort_opt_level": "all",
+    "ggml_type": None,
 }
 """Each with its default value: only settings away from the default are shown."""
 # Axes that name "what ran where" (as opposed to the workload): used for labels.

@@ -120,6 +120,8 @@ class RunConfig(_Doc):
     """torch runtime: fp16 autocast on CUDA."""
     ort_opt_level: str | None = None
     """onnxruntime: graph optimisation level (disabled, basic, extended, all)."""
+    ggml_type: str | None = None
+    """whispercpp: the ggml file's type, f16, q8_0 or q5_1 (schema 1.8)."""
     label: str | None = None
     """A name for the setup, given by ``run --label`` or a recipe step ('auto_opt+qnt', 'baseline'): what
     reports call the configuration, and the axis ``compare --baseline label=NAME`` compares against."""
@@ -204,7 +206,7 @@ class UtteranceResult(_Doc):
     """The language the dataset says was spoken (a ``language`` column; 1.8)."""
     language: str | None = Field(default=None, pattern=LANGUAGE_CODE)
     """The language the model decoded in: the one asked for, or the one it detected (1.8)."""
-    language_probability: float | None = None
+    language_probability: float | None = Field(default=None, ge=0.0, le=1.0)
     """Detected languages only: the model's probability of ``language`` among its languages (1.8)."""
 
 
@@ -216,7 +218,7 @@ class LanguageScore(_Doc):
     audio_s: float
     wer: float | None
     cer: float | None
-    detected: float | None = None
+    detected: float | None = Field(default=None, ge=0.0, le=1.0)
     """Share of these utterances whose language the model detected correctly (None: not detected)."""
 
 
@@ -234,9 +236,10 @@ class TranscribeResult(_Doc):
     are in the spoken language): WER/CER are then reported as None."""
     normalizer: str
     per_utterance: list[UtteranceResult] = Field(default_factory=list)
-    languages: list[LanguageScore] = Field(default_factory=list)
+    languages: list[LanguageScore] = Field(default_factory=list, max_length=128)
     """Per spoken language, where the dataset names them (1.8): WER/CER of each language's utterances
-    and how often its language was detected."""
+    and how often its language was detected. At most 128 (Whisper knows 100): each becomes InfluxDB
+    fields, so a hostile document cannot add fields without bound."""
 
 
 class LoadResult(_Doc):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from edgebench.agent.errors import EdgebenchError
 from edgebench.agent.runtimes.onnx_options import OrtOptions
 from edgebench.agent.runtimes.torch_variants import TorchOptions
+from edgebench.agent.runtimes.whispercpp_options import WhisperCppOptions
 
 if TYPE_CHECKING:
     from edgebench.agent.runtimes.base import RuntimeSession
@@ -20,6 +21,7 @@ RUNTIMES: dict[str, tuple[str, str, str]] = {
     "onnxruntime": ("edgebench.agent.runtimes.onnx_runtime", "OnnxRuntimeSession", "onnx"),
     "ctranslate2": ("edgebench.agent.runtimes.ctranslate2_runtime", "CTranslate2Session", "ctranslate2"),
     "litert": ("edgebench.agent.runtimes.litert_runtime", "LiteRTSession", "litert"),
+    "whispercpp": ("edgebench.agent.runtimes.whispercpp_runtime", "WhisperCppSession", "whispercpp"),
 }
 
 
@@ -31,6 +33,7 @@ class RuntimeOptions(BaseModel):
 
     torch: TorchOptions = TorchOptions()
     onnxruntime: OrtOptions = OrtOptions()
+    whispercpp: WhisperCppOptions = WhisperCppOptions()
 
     def check(self, runtimes: list[str], scenarios: list[str]) -> None:
         for name in type(self).model_fields:

@@ -97,6 +97,12 @@ class RuntimeSession(ABC):
     def features(self, audio: list[np.ndarray]) -> Any:
         """Front end for a batch of waveforms, returned in the runtime's input form, on the device."""
 
+    def forward_inputs(self, audio: list[np.ndarray]) -> Any:
+        """What :meth:`forward` takes, computed outside its timed window. Default: :meth:`features`; a
+        runtime whose transcribe takes the waveforms (whisper.cpp computes its own log-mel) gives the
+        encoder's log-mel here."""
+        return self.features(audio)
+
     @abstractmethod
     def forward(self, feats: Any) -> Any: ...
 
@@ -110,6 +116,14 @@ class RuntimeSession(ABC):
 
     @abstractmethod
     def transcribe(self, feats: Any, ctc_weight: float | None) -> list[str]: ...
+
+    def result_config(self) -> dict[str, object]:
+        """The RunConfig fields of this runtime's own knobs (torch_mode, ort_opt_level, ggml_type …)."""
+        return self.options.runtime_options.result_config(self.name)
+
+    def frontend_name(self, scenario: str) -> str:
+        """The log-mel front end a scenario's results record (default: edgebench's, the backend in use)."""
+        return self.frontend.backend
 
     def detected_languages(self) -> list[LanguageGuess] | None:
         """The language detected for each item of the last transcribe (or prefill) call: multilingual

@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 
 N_SAMPLES = 480_000
 MAX_LENGTH = 448
-"""CTranslate2's Whisper generates at most ``max_length // 2`` tokens after the start-of-transcript
-sequence (prefix included): verified by counting, it mirrors OpenAI Whisper's ``sample_len``."""
+"""Whisper's decoder positions (the generation config's ``max_length``); see the module docstring for
+how CTranslate2's own ``max_length`` argument is set."""
 
 
 def _ct2() -> Any:
@@ -244,6 +244,11 @@ class CTranslate2Session(RuntimeSession):
         ranked = self._require().detect_language(encoded)
         ids = dict(self.decoding.languages)
         codes = [pairs[0][0].removeprefix("<|").removesuffix("|>") for pairs in ranked]
+        unknown = sorted(set(codes) - set(ids))
+        if unknown:
+            raise EdgebenchError(
+                f"CTranslate2 detected {unknown[0]}, a language this model's config.json does not list"
+            )
         self._detected = [
             LanguageGuess(c, float(pairs[0][1])) for c, pairs in zip(codes, ranked, strict=True)
         ]

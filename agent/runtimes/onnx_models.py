@@ -84,16 +84,17 @@ class WhisperOnnx(ExportedWhisperDecoding):
         empty = np.zeros((batch, *self.empty_past), dtype=np.float32)
         return {"batch": batch, "cross": self._encode(feats), "past": {n: empty for n in self.past_names}}
 
-    def _sot_logits(self, data: dict[str, Any]) -> np.ndarray:
-        """The decoder's logits after ``<|startoftranscript|>`` alone (language detection), with a cache
-        of its own: the prompt then runs as with a fixed language."""
-        past = {n: data["past"][n] for n in self.past_names}
-        return self._step(self._prompt(data["batch"])[:, :1], past, data["cross"])
-
     def prefill(self, feats: Features) -> DecodeState:
+        """Encoder, the prompt, the first token. With ``--language auto`` the decoder first takes
+        ``<|startoftranscript|>`` alone, whose logits choose each item's language, then the rest of the
+        prompt with the cache that step filled (as on torch)."""
         data = self._start(feats)
-        rows, self.detected = self.decoder.choose_prompts(data["batch"], lambda: self._sot_logits(data))
-        logits = self._step(rows, data["past"], data["cross"])
+        sot = self._prompt(data["batch"])[:, :1]
+        rows, self.detected = self.decoder.choose_prompts(
+            data["batch"], lambda: self._step(sot, data["past"], data["cross"])
+        )
+        rest = rows[:, 1:] if self.detected is not None else rows
+        logits = self._step(rest, data["past"], data["cross"])
         tokens, data["finished"] = self.decoder.select(logits, step=0)
         return DecodeState(tokens=tokens[:, None], data=data)  # type: ignore[arg-type]
 

@@ -19,7 +19,7 @@ def run_forward(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
     session = ctx.session
     audio = speech_of_length(ctx.dataset, point.audio_seconds or 10.0)
     notes = window_note(ctx, point)
-    feats = session.features(batch_of(audio, point.batch_size))  # front end outside the timed window
+    feats = session.forward_inputs(batch_of(audio, point.batch_size))  # front end outside the timing
     seconds = point.audio_seconds or 10.0
     m, extra, warnings = measure_with_energy(
         ctx,

@@ -37,7 +37,18 @@ CONFIG = ("host", "model", "runtime", "precision", "emulated")
 """One configuration = one row of the overview: host x model x runtime x precision. ``emulated`` ("true"
 on results measured under qemu, absent on real devices) is grouped by too, so an emulated device's figures
 show as such in every table and are never merged with a real device's."""
-WORKLOAD = ("batch_size", "input_seconds", "new_tokens", "ctc_weight", "torch_mode", "ort_opt_level", "label")
+WORKLOAD = (
+    "batch_size",
+    "input_seconds",
+    "new_tokens",
+    "ctc_weight",
+    "torch_mode",
+    "ort_opt_level",
+    "ggml_type",
+    "language",
+    "task",
+    "label",
+)
 """Tags a sweep varies within one configuration (absent where a scenario has no such axis)."""
 _LINKED = ("host", "model", "runtime", "precision", "scenario")
 RUN_DETAIL_LINK = {

@@ -124,7 +124,8 @@ class DecodingConfig:
             if task not in task_to_id:
                 raise EdgebenchError(f"--task {task}: this Whisper model knows {', '.join(task_to_id)}")
             # Detection fills prompt[1] per item; English holds the place (same length, same positions).
-            prompt += [ids["en" if code == "auto" else code], int(task_to_id[task])]
+            placeholder = "en" if "en" in ids else next(iter(ids))  # a fine-tune may lack English
+            prompt += [ids[placeholder if code == "auto" else code], int(task_to_id[task])]
         else:
             check_english_only(code, task, "this Whisper model")
         prompt.append(int(no_timestamps))
