@@ -148,6 +148,13 @@ class RuntimeSession(ABC):
         return None
 
 
+def whisper_only(runtime: str, spec: ModelSpec) -> str | None:
+    """Why a runtime that runs Whisper only cannot run ``spec`` (None: it is a Whisper)."""
+    if spec.family == "whisper":
+        return None
+    return f"the {runtime} runtime runs Whisper models only, not {spec.name}"
+
+
 def requested_language(spec: ModelSpec, language: str) -> str | None:
     """What a result records as the language asked for: the option ('auto' or a code) for multilingual
     Whisper; None for models without a language token (English-only Whisper, other families)."""

@@ -35,7 +35,7 @@ import numpy as np
 
 from edgebench.agent.errors import EdgebenchError, require
 from edgebench.agent.results.schema import ModelReport
-from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions
+from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions, whisper_only
 from edgebench.models.base import DecodeState, Features
 from edgebench.models.whisper.decoding import LanguageGuess
 
@@ -119,8 +119,9 @@ class CTranslate2Session(RuntimeSession):
 
     @classmethod
     def unsupported(cls, spec: ModelSpec, scenario: str, ctc_weight: float | None) -> str | None:
-        if spec.family != "whisper":
-            return f"the ctranslate2 runtime runs Whisper models only, not {spec.name}"
+        reason = whisper_only(cls.name, spec)
+        if reason:
+            return reason
         return None
 
     @classmethod
@@ -130,8 +131,9 @@ class CTranslate2Session(RuntimeSession):
 
     def __init__(self, spec: ModelSpec, options: SessionOptions, frontend: LogMelFrontend) -> None:
         super().__init__(spec, options, frontend)
-        if spec.family != "whisper":
-            raise EdgebenchError(f"the ctranslate2 runtime runs Whisper models only, not {spec.name}")
+        reason = whisper_only(self.name, spec)
+        if reason:
+            raise EdgebenchError(reason)
         self._ct2 = _ct2()
         self._device = resolve_device(options.device)
         self._compute_type = compute_type(options.precision, "cpu" if self._device == "cpu" else "cuda")

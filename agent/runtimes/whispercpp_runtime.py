@@ -34,7 +34,7 @@ import numpy as np
 
 from edgebench.agent.errors import EdgebenchError, require
 from edgebench.agent.results.schema import ModelReport
-from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions
+from edgebench.agent.runtimes.base import RuntimeSession, SessionOptions, whisper_only
 from edgebench.models.whisper.decoding import LanguageGuess
 
 if TYPE_CHECKING:
@@ -88,8 +88,9 @@ class WhisperCppSession(RuntimeSession):
 
     @classmethod
     def unsupported(cls, spec: ModelSpec, scenario: str, ctc_weight: float | None) -> str | None:
-        if spec.family != "whisper":
-            return f"the whispercpp runtime runs Whisper models only, not {spec.name}"
+        reason = whisper_only(cls.name, spec)
+        if reason:
+            return reason
         if scenario == "generate":
             return NO_DECODER_STEP
         return None
@@ -107,8 +108,9 @@ class WhisperCppSession(RuntimeSession):
 
     def __init__(self, spec: ModelSpec, options: SessionOptions, frontend: LogMelFrontend) -> None:
         super().__init__(spec, options, frontend)
-        if spec.family != "whisper":
-            raise EdgebenchError(f"the whispercpp runtime runs Whisper models only, not {spec.name}")
+        reason = whisper_only(self.name, spec)
+        if reason:
+            raise EdgebenchError(reason)
         self.check_setup(options.precision, options.device)
         self.ggml_type = options.runtime_options.whispercpp.ggml_type(options.precision)
         self._pw = _pw()
