@@ -218,6 +218,10 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--fp16", action="store_true", help="also onnxruntime fp16 (slow on cpu)")
     parser.add_argument("--json", type=Path, help="write the table as JSON here")
+    parser.add_argument(
+        "--runtime",
+        help="only these edgebench runtimes (comma list), next to the faster-whisper int8 reference",
+    )
     args = parser.parse_args()
 
     import torch
@@ -252,12 +256,16 @@ def main() -> None:
                 )
             )
     for ggml_type, precision in (("f16", "fp16"), ("q8_0", "int8"), ("q5_1", "int8")):
+        quant = "q8_0" if ggml_type == "f16" else ggml_type  # what --precision int8 would run
         plan.append(
             (
                 Config(f"whispercpp {ggml_type}", "whispercpp", precision),
-                lambda p=precision, q=ggml_type: Edgebench(args.model, "whispercpp", p, args.threads, q),
+                lambda p=precision, q=quant: Edgebench(args.model, "whispercpp", p, args.threads, q),
             )
         )
+    if args.runtime:  # faster-whisper int8 stays: it is the reference every ratio is taken against
+        keep = set(args.runtime.split(","))
+        plan = [(c, make) for c, make in plan if c.runtime in keep or c.label.startswith("fw int8")]
 
     loaded: list[tuple[Config, Any]] = []
     for config, make in plan:

@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import threading
@@ -79,6 +80,16 @@ class _Log:
 
 def _pw() -> Any:
     return require("_pywhispercpp", "whispercpp", "the whispercpp runtime")
+
+
+def _capture_log(log: _Log) -> None:
+    """Send whisper.cpp's log to ``log``, and back to stderr before the interpreter shuts down: a
+    context freed then still logs, and a Python callback called without the GIL is a fatal error."""
+    pw = _pw()
+    pw.whisper_log_set(log)
+    if not getattr(_capture_log, "registered", False):
+        atexit.register(pw.whisper_log_set, None)
+        _capture_log.registered = True  # type: ignore[attr-defined]
 
 
 class WhisperCppSession(RuntimeSession):
@@ -151,7 +162,7 @@ class WhisperCppSession(RuntimeSession):
         path = Path(self.artifact.files["model"])
         self._header = read_header(path)  # a damaged file is refused here: whisper.cpp would abort on it
         pw = self._pw
-        pw.whisper_log_set(self._log)
+        _capture_log(self._log)
         params = pw.whisper_context_default_params()
         params.use_gpu = False
         mark = len(self._log.lines)
