@@ -93,3 +93,26 @@ def test_header_check_refuses_what_whisper_cpp_would_abort_on(tmp_path: Path) ->
     (tmp_path / "c.bin").write_bytes(b"GGUF" + bytes(100))
     with pytest.raises(EdgebenchError, match="magic 0x46554747 is not ggml's 0x67676d6c"):
         ggml.read_header(tmp_path / "c.bin")
+
+
+def test_type_numbers_are_whisper_cpps_own() -> None:
+    """Literal ggml numbers (not the tables read back): a tensor's type uses ggml_type (q5_1 7, q8_0 8),
+    the header's file type ggml_ftype (q8_0 7, q5_1 9) plus 2 x 1000 for quantisation version 2."""
+    assert (ggml.TENSOR_TYPE["f32"], ggml.TENSOR_TYPE["f16"]) == (0, 1)
+    assert (ggml.TENSOR_TYPE["q5_1"], ggml.TENSOR_TYPE["q8_0"]) == (7, 8)
+    stored = {t: ggml.FILE_TYPE[t] + (2000 if t in ggml.QUANTISED else 0) for t in ggml.FILE_TYPE}
+    assert stored == {"f32": 0, "f16": 1, "q8_0": 2007, "q5_1": 2009}
+    assert (ggml.Q8_0.itemsize, ggml.Q5_1.itemsize) == (34, 24)  # bytes per 32 values
+
+
+def test_the_runtime_keeps_the_last_detection_however_long_the_log() -> None:
+    """whisper.cpp's log is captured (the last lines only) and the language it detects is read from it:
+    still after thousands of lines, and never a stale one (the session clears it before each call)."""
+    from edgebench.agent.runtimes.whispercpp_runtime import _Log
+
+    log = _Log()
+    for i in range(5000):
+        log(2, f"whisper_full: line {i}\n")
+    log(2, "whisper_full_with_state: auto-detected language: de (p = 0.561234)\n")
+    log(4, "whisper_model_load: ERROR not all tensors loaded from model file\n")
+    assert log.detected == ("de", 0.561234) and log.errors == 1 and len(log.lines) <= 50

@@ -36,6 +36,12 @@ def export_command(
     if to == "ggml":
         from edgebench.agent.export.ggml import normalised
 
+        if precision == "fp32" and quantize is None:
+            raise EdgebenchError(
+                "export --to ggml: add --precision fp16 (whisper.cpp's float) or --quantize q8_0|q5_1; "
+                "whisper.cpp 1.8.5 cannot run f32 files on the CPU"
+            )
+
         options = normalised(options)  # the variant's one spelling (what `run` asks the cache for)
     err = Console(stderr=True)
     with err.status(f"exporting {spec.name} to {to} (first time only; cached afterwards)"):

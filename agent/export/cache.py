@@ -197,9 +197,11 @@ def prebuilt_export(spec: ModelSpec, options: ExportOptions) -> ExportArtifact |
         )
     if _variant(artifact.options) != _variant(options):
         have = _variant(artifact.options)
+        hint = f"--precision {have}"
+        if options.target == "ggml":  # whisper.cpp files: fp16 is f16, int8 is the --ggml-quant type
+            hint = "--precision fp16" if have == "fp16" else f"--precision int8 --ggml-quant {have}"
         raise EdgebenchError(
-            f"{path} holds {have} graphs but --precision {_variant(options)} was asked: "
-            f"use --precision {have} with it"
+            f"{path} holds {have} graphs but {_variant(options)} was asked: use {hint} with it"
         )
     if not _same_export(artifact, options):
         raise EdgebenchError(
@@ -267,7 +269,9 @@ def cached_export(spec: ModelSpec, options: ExportOptions, exporter: Exporter) -
     if prebuilt is not None:
         return prebuilt
     if options.weights is None and not exporter_available(options.target):
-        needs = "edgebench[export]" if options.target == "onnx" else "edgebench[export] + litert-torch"
+        needs = {"onnx": "edgebench[export]", "ggml": "safetensors, in edgebench[export]"}.get(
+            options.target, "edgebench[export] + litert-torch"
+        )
         return _copied_or_explain(spec, options, f"this machine has no {options.target} exporter ({needs})")
     try:
         identity = weights_identity(spec, options)

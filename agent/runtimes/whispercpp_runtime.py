@@ -62,24 +62,35 @@ class AudioBatch:
 
 class _Log:
     """whisper.cpp's log lines, kept instead of printed (its load and per-call chatter would garble the
-    progress display); the last ones are quoted when something fails."""
+    progress display): the last ones are quoted when something fails, errors are counted (a failed load
+    is only visible there) and the last language detection is kept with its probability."""
+
+    ERROR = 4
+    """ggml_log_level's GGML_LOG_LEVEL_ERROR."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.errors = 0
+        self.detected: tuple[str, float] | None = None
         self._lock = threading.Lock()
 
     def __call__(self, level: int, text: str) -> None:
+        found = _DETECTED.search(text)
         with self._lock:
             self.lines.append(text)
-            del self.lines[:-200]
-
-    def since(self, mark: int) -> list[str]:
-        with self._lock:
-            return self.lines[mark:] if mark <= len(self.lines) else list(self.lines)
+            del self.lines[:-50]
+            if level == self.ERROR:
+                self.errors += 1
+            if found:
+                self.detected = (found.group(1), float(found.group(2)))
 
 
 def _pw() -> Any:
     return require("_pywhispercpp", "whispercpp", "the whispercpp runtime")
+
+
+_OPEN: list[_Log] = []
+"""The logs of the sessions alive now (sweeps load one at a time; a benchmark may hold several)."""
 
 
 def _capture_log(log: _Log) -> None:
@@ -87,9 +98,17 @@ def _capture_log(log: _Log) -> None:
     context freed then still logs, and a Python callback called without the GIL is a fatal error."""
     pw = _pw()
     pw.whisper_log_set(log)
+    _OPEN.append(log)
     if not getattr(_capture_log, "registered", False):
         atexit.register(pw.whisper_log_set, None)
         _capture_log.registered = True  # type: ignore[attr-defined]
+
+
+def _release_log(log: _Log) -> None:
+    """Give the log back to the session opened before, or to stderr when none is left."""
+    if log in _OPEN:
+        _OPEN.remove(log)
+    _pw().whisper_log_set(_OPEN[-1] if _OPEN else None)
 
 
 class WhisperCppSession(RuntimeSession):
@@ -147,38 +166,42 @@ class WhisperCppSession(RuntimeSession):
         return ExportOptions(target="ggml", precision="fp16", quantize=quantize, weights=self.options.weights)
 
     def prepare(self) -> None:
-        from edgebench.agent.export.pipeline import export_model
+        """The ggml file is written by a separate process (it reads every weight as float32 and may
+        convert the packaged model first, with transformers): none of that is this session's memory."""
+        from edgebench.agent.export.cache import export_in_child
 
-        self.artifact = export_model(self.spec, self.export_options())
+        export_in_child(self.spec.name, self.export_options())
 
     def load(self) -> None:
+        from edgebench.agent.export.ggml import NO_F32
+        from edgebench.agent.export.pipeline import export_model
         from edgebench.models.whisper.ggml import read_header
 
-        if self.artifact is None:
-            self.prepare()
-        assert self.artifact is not None
+        self.artifact = export_model(self.spec, self.export_options())  # cached by prepare()
         if not self.artifact.verified:
             self.warnings.append(self.artifact.trust_note())
         path = Path(self.artifact.files["model"])
         self._header = read_header(path)  # a damaged file is refused here: whisper.cpp would abort on it
+        if self._header.file_type == "f32":  # --weights naming an f32 file: whisper.cpp aborts on it
+            raise EdgebenchError(NO_F32)
         pw = self._pw
         _capture_log(self._log)
         params = pw.whisper_context_default_params()
         params.use_gpu = False
-        mark = len(self._log.lines)
+        errors = self._log.errors
         ctx = pw.whisper_init_from_file_with_params(str(path), params)
-        if not self._loaded(ctx):
-            tail = " / ".join(line.strip() for line in self._log.since(mark)[-3:])
-            raise EdgebenchError(f"whisper.cpp could not load {path}: {tail or 'no reason given'}")
+        # pywhispercpp wraps a NULL context without saying so, and touching it crashes the process: a
+        # failed load shows only as error lines in whisper.cpp's log
+        if self._log.errors > errors:
+            tail = " / ".join(line.strip() for line in self._log.lines[-3:])
+            _release_log(self._log)
+            raise EdgebenchError(f"whisper.cpp could not load {path}: {tail}")
         self._ctx = ctx
         self._params = self._full_params()
-
-    def _loaded(self, ctx: Any) -> bool:
-        """pywhispercpp wraps a NULL context without saying so: ask the context something cheap."""
-        try:
-            return int(self._pw.whisper_model_n_vocab(ctx)) == self._header.n_vocab
-        except Exception:  # a failed load has no better signal
-            return False
+        self.warnings.append(
+            "whispercpp: forward (and load's inferences) time the encoder alone, as whisper.cpp's bench; "
+            "other runtimes' forward also runs the decoder over the prompt"
+        )
 
     def _full_params(self) -> Any:
         """``whisper_full`` parameters for edgebench's greedy rules (see the module docstring)."""
@@ -266,7 +289,7 @@ class WhisperCppSession(RuntimeSession):
         detect = self.options.language == "auto" and not self.spec.english_only
         eot = pw.whisper_token_eot(ctx)
         for audio in feats.audio:
-            mark = len(self._log.lines)
+            self._log.detected = None
             if pw.whisper_full(ctx, self._params, audio, len(audio)) != 0:
                 raise EdgebenchError("whisper.cpp's whisper_full failed on an utterance")
             pieces, ids = [], []
@@ -278,18 +301,20 @@ class WhisperCppSession(RuntimeSession):
             texts.append("".join(pieces).strip())
             tokens.append([i for i in ids if i < eot])
             if detect:
-                guesses.append(self._guess(pw.whisper_lang_str(pw.whisper_full_lang_id(ctx)), mark))
+                guesses.append(self._guess(pw.whisper_lang_str(pw.whisper_full_lang_id(ctx))))
         self._tokens = tokens
         self._detected = guesses if detect else None
         return texts
 
-    def _guess(self, language: str, mark: int) -> LanguageGuess:
+    def _guess(self, language: str) -> LanguageGuess:
         """The language whisper.cpp detected, with the probability it logged for it."""
-        for line in reversed(self._log.since(mark)):
-            found = _DETECTED.search(line)
-            if found and found.group(1) == language:
-                return LanguageGuess(language, float(found.group(2)))
-        raise EdgebenchError(f"whisper.cpp detected {language} but logged no probability for it")
+        if language == "yue" and self._header.n_vocab < 51866:
+            # whisper.cpp ranks its 100 names on every model; on a 99-language one "yue" is <|translate|>
+            raise EdgebenchError("whisper.cpp detected yue, a language this model does not have")
+        logged = self._log.detected
+        if logged is None or logged[0] != language:
+            raise EdgebenchError(f"whisper.cpp detected {language} but logged no probability for it")
+        return LanguageGuess(language, logged[1])
 
     def transcribe_tokens(self, feats: AudioBatch) -> list[list[int]]:
         """Token ids per item (end-of-text excluded) of :meth:`transcribe`, for equivalence checks."""
@@ -303,6 +328,4 @@ class WhisperCppSession(RuntimeSession):
         if self._ctx is not None:
             self._pw.whisper_free(self._ctx)
             self._ctx = None
-        # whisper.cpp also logs while the interpreter shuts down, when a Python callback can no longer
-        # run (a fatal error): its own stderr logging is back for that
-        self._pw.whisper_log_set(None)
+        _release_log(self._log)

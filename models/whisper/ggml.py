@@ -221,7 +221,7 @@ def _walk(
                 tensors[name] = (kind, shape, data)
             if f.tell() != size:
                 raise ValueError("the last tensor is cut short")
-    except (struct.error, ValueError, KeyError, UnicodeDecodeError) as exc:
+    except (struct.error, ValueError, KeyError, UnicodeDecodeError, OSError) as exc:
         raise EdgebenchError(f"{path} is not a whole whisper.cpp model file: {exc}") from None
     return hp, tensors
 
@@ -326,6 +326,9 @@ def write_ggml(hf_dir: Path, out_file: Path, file_type: str) -> dict[str, object
 
     if file_type not in FILE_TYPE:
         raise EdgebenchError(f"ggml type {file_type!r}: choose one of {', '.join(GGML_TYPES)}")
+    missing = [name for name in ("config.json", "tokenizer.json") if not (hf_dir / name).is_file()]
+    if missing:
+        raise EdgebenchError(f"{hf_dir} lacks {' and '.join(missing)}: a whisper.cpp file needs both")
     config = json.loads((hf_dir / "config.json").read_text())
     vocabulary = vocabulary_bytes(hf_dir / "tokenizer.json")
     if len(vocabulary) > config["vocab_size"]:
