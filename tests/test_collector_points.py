@@ -251,16 +251,16 @@ def test_variant_tags_only_on_results_that_used_them() -> None:
 
 
 def test_languages_become_tags_and_per_language_fields() -> None:
-    """A given language and translation are tags (auto-detected transcription keeps every other
-    result's series keys); each spoken language's WER/CER/detection share is a field; a language that
-    is not a code (it would become part of a field name) makes the document invalid (a dead letter)."""
+    """Multilingual Whisper's language (auto or given) and translation are tags; each spoken language's
+    WER/CER/detection share is a field; a language that is not a code (it would become part of a field
+    name) makes the document invalid (a dead letter)."""
     from edgebench.agent.results.schema import LanguageScore
     from edgebench.collector.points import inference_fields, inference_tags
 
-    doc = make_doc(2, scenario="transcribe")
+    doc = make_doc(2, scenario="transcribe")  # a model without a language token: no tag
     assert not {"language", "task"} & set(inference_tags(doc))
-    doc.config.language = "auto"
-    assert not {"language", "task"} & set(inference_tags(doc))
+    doc.config.language = "auto"  # detection is other work than a given language: its own series
+    assert inference_tags(doc)["language"] == "auto" and "task" not in inference_tags(doc)
     scores = [
         LanguageScore(language="de", utterances=4, audio_s=10.7, wer=0.1, cer=0.03, detected=1.0),
         LanguageScore(language="fr", utterances=3, audio_s=12.2, wer=0.4, cer=0.27, detected=None),
