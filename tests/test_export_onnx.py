@@ -138,7 +138,7 @@ def test_cli_export_prints_path_and_size(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--to", "coreml"], "--to coreml: use onnx or tflite"),
-        (["--to", "onnx", "--quantize", "int4"], "only int8"),
+        (["--to", "onnx", "--quantize", "int4"], "--to onnx takes int8"),
         (["--to", "onnx", "--precision", "int8"], "--precision int8: use fp32 or fp16"),
     ],
 )

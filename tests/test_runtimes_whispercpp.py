@@ -121,7 +121,9 @@ def test_ggml_files_hold_the_weights_exactly(tmp_path: Path) -> None:
                 else:
                     step = (blocks.max(axis=1, keepdims=True) - blocks.min(axis=1, keepdims=True)) / 31
                 error = np.abs(values.reshape(-1, 32) - blocks)
-                assert (error <= step * 0.5 + np.abs(blocks) * 2e-3 + step * 2e-3 + 1e-6).all(), (kind, name)
+                # f16 scale (and q5_1's f16 minimum): up to 31 steps x 2^-11 and |min| x 2^-11 more
+                scale = np.abs(blocks).max(axis=1, keepdims=True)
+                assert (error <= step * 0.52 + scale * 1e-3 + 1e-6).all(), (kind, name)
         (tmp_path / f"{file_type}.bin").unlink()
 
 
