@@ -196,12 +196,12 @@ def prebuilt_export(spec: ModelSpec, options: ExportOptions) -> ExportArtifact |
             f"export of {spec.name}"
         )
     if _variant(artifact.options) != _variant(options):
-        have = _variant(artifact.options)
-        hint = f"--precision {have}"
+        have, asked = _variant(artifact.options), _variant(options)
         if options.target == "ggml":  # whisper.cpp files: fp16 is f16, int8 is the --ggml-quant type
             hint = "--precision fp16" if have == "fp16" else f"--precision int8 --ggml-quant {have}"
+            raise EdgebenchError(f"{path} is a {have} whisper.cpp file but {asked} was asked: use {hint}")
         raise EdgebenchError(
-            f"{path} holds {have} graphs but {_variant(options)} was asked: use {hint} with it"
+            f"{path} holds {have} graphs but --precision {asked} was asked: use --precision {have} with it"
         )
     if not _same_export(artifact, options):
         raise EdgebenchError(
