@@ -362,7 +362,7 @@ def _document(
         language=requested_language(session.spec, session.options.language),
         task=session.options.task if session.spec.family == "whisper" else None,  # type: ignore[arg-type]
     )
-    warnings = [*session.warnings, *output.warnings]
+    warnings = [*session.warnings, *session.scenario_notes(scenario), *output.warnings]
     if sysinfo.emulated:
         warnings.append(
             f"measured on an emulated CPU ({sysinfo.emulated}): the timings, throughput and energy are not "

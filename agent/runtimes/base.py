@@ -121,6 +121,11 @@ class RuntimeSession(ABC):
         """The RunConfig fields of this runtime's own knobs (torch_mode, ort_opt_level, ggml_type …)."""
         return self.options.runtime_options.result_config(self.name)
 
+    def scenario_notes(self, scenario: str) -> list[str]:
+        """Warnings every result of ``scenario`` on this runtime carries (what it measures differently
+        from the other runtimes). Default: none."""
+        return []
+
     def frontend_name(self, scenario: str) -> str:
         """The log-mel front end a scenario's results record (default: edgebench's, the backend in use)."""
         return self.frontend.backend

@@ -198,10 +198,6 @@ class WhisperCppSession(RuntimeSession):
             raise EdgebenchError(f"whisper.cpp could not load {path}: {tail}")
         self._ctx = ctx
         self._params = self._full_params()
-        self.warnings.append(
-            "whispercpp: forward (and load's inferences) time the encoder alone, as whisper.cpp's bench; "
-            "other runtimes' forward also runs the decoder over the prompt"
-        )
 
     def _full_params(self) -> Any:
         """``whisper_full`` parameters for edgebench's greedy rules (see the module docstring)."""
@@ -245,6 +241,14 @@ class WhisperCppSession(RuntimeSession):
 
     def result_config(self) -> dict[str, object]:
         return {"ggml_type": self.ggml_type}
+
+    def scenario_notes(self, scenario: str) -> list[str]:
+        if scenario in ("forward", "load"):
+            return [
+                "whispercpp: forward (and load's inferences) time the encoder alone, as whisper.cpp's "
+                "bench; other runtimes' forward also runs the decoder over the prompt"
+            ]
+        return []
 
     def frontend_name(self, scenario: str) -> str:
         return "whisper.cpp" if scenario == "transcribe" else self.frontend.backend
