@@ -439,7 +439,9 @@ def test_regression_check_flags_the_slowed_device_only(site: Site) -> None:
     """Jobs one device at a time (the three daemons share two cores), one thread each (two threads are
     bimodal here: 7 or 11.5 ms per forward depending on where the OS puts them, from one process to the
     next). Then the same campaign again, with d3 slowed for real: its job shares its one CPU with a busy
-    loop, as on a device busy with something else (about half the CPU time, so about 2x slower)."""
+    loops, as on a device busy with something else (about a third of the CPU time, so about 3x slower).
+    The check asks for a 50 % change: a shared CI machine moved an untouched device's median by 17 % between
+    two campaigns, which the default 10 % flags (rightly, as far as the statistics can tell)."""
     for d in site.daemons.values():
         if d.proc is None or d.proc.poll() is not None:
             d.start()
@@ -450,8 +452,9 @@ def test_regression_check_flags_the_slowed_device_only(site: Site) -> None:
             assert daemon is not None
             if campaign == "after" and host == "d3":  # its worker (a child) and a busy loop share CPU 0
                 os.sched_setaffinity(daemon.pid, {0})
-                hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])]
-                os.sched_setaffinity(hogs[0].pid, {0})
+                hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+                for hog in hogs:
+                    os.sched_setaffinity(hog.pid, {0})
             try:
                 add = ["--add"] if i else []
                 r = site.ctl("start", campaign, "--hosts", host, *add, "--", *CHEAP)
@@ -464,7 +467,7 @@ def test_regression_check_flags_the_slowed_device_only(site: Site) -> None:
                 os.sched_setaffinity(daemon.pid, range(os.cpu_count() or 1))
     deadline = time.monotonic() + 60
     while True:
-        r = site.ctl("report", "after", "--baseline", "base", "--json")
+        r = site.ctl("report", "after", "--baseline", "base", "--min-effect", "0.5", "--json")
         out = json.loads(r.stdout) if r.stdout.strip().startswith("{") else None
         verdicts = out["regression_check"]["verdicts"] if out else []
         if len(verdicts) == 3 or time.monotonic() > deadline:
@@ -473,11 +476,11 @@ def test_regression_check_flags_the_slowed_device_only(site: Site) -> None:
     by_host = {v["key"][0]: v for v in verdicts}
     assert sorted(by_host) == list(HOSTS), r.stdout + r.stderr
     print({h: (round(v["ratio"], 3), v["p_adjusted"], v["verdict"]) for h, v in by_host.items()})
-    assert by_host["d3"]["verdict"] == "regression" and by_host["d3"]["ratio"] >= 1.1
+    assert by_host["d3"]["verdict"] == "regression" and by_host["d3"]["ratio"] >= 1.5
     assert by_host["d1"]["verdict"] != "regression" and by_host["d2"]["verdict"] != "regression"
     assert r.returncode == 1  # a regression was found: scripts can gate on it
-    text = site.ctl("report", "after", "--baseline", "base")
-    assert "regression" in text.stdout and "Holm" in text.stdout
+    text = site.ctl("report", "after", "--baseline", "base", "--min-effect", "0.5")
+    assert "regression" in text.stdout and "Holm" in text.stdout and "at least 50%" in text.stdout
     assert max(len(line) for line in text.stdout.splitlines()) <= 80, text.stdout
     print(text.stdout)
     stored = site.influx.points(  # type: ignore[attr-defined]
