@@ -135,17 +135,21 @@ def test_f16_matches_the_fp32_reference_and_quantised_files_stay_within_five_poi
     ref_tokens, ref_texts = reference
     refs = [c.text for c in clips]
     ref_wer = wer_cer(refs, ref_texts)[0]
+    # the quantised files on every other clip (CI time; the margin is wide)
+    half_wer = wer_cer(refs[::2], ref_texts[::2])[0]
     results = {}
     for precision, quant in (("fp16", "q8_0"), ("int8", "q8_0"), ("int8", "q5_1")):
         session = _session("whispercpp", precision, quant)
         assert session.result_config() == {"ggml_type": "f16" if precision == "fp16" else quant}
-        tokens, texts = _transcribe(session, clips)
+        subset = clips if precision == "fp16" else clips[::2]
+        tokens, texts = _transcribe(session, subset)
         session.close()
-        same = sum(a == b for a, b in zip(tokens, ref_tokens, strict=True))
+        expected = ref_tokens if precision == "fp16" else ref_tokens[::2]
+        same = sum(a == b for a, b in zip(tokens, expected, strict=True))
         results[session.ggml_type] = (
             same,
-            wer_cer(refs, texts)[0],
-            _differences(tokens, ref_tokens, clips),
+            wer_cer([c.text for c in subset], texts)[0],
+            _differences(tokens, expected, subset),
         )
     print({k: (same, round(wer, 4), diff) for k, (same, wer, diff) in results.items()})
     same, wer, diff = results["f16"]
@@ -153,7 +157,7 @@ def test_f16_matches_the_fp32_reference_and_quantised_files_stay_within_five_poi
     # tokens may differ; every difference is listed in the message
     assert same >= 17 and wer <= ref_wer + 0.01, (ref_wer, diff)
     for quant in ("q8_0", "q5_1"):
-        assert results[quant][1] <= ref_wer + 0.05, (quant, results[quant][1], ref_wer)
+        assert results[quant][1] <= half_wer + 0.05, (quant, results[quant][1], half_wer)
 
 
 def test_run_end_to_end_records_the_ggml_type_and_its_own_front_end() -> None:
