@@ -117,10 +117,12 @@ def run_playbook(
     argv = [str(ANSIBLE_PLAYBOOK), "deploy.yml", "-i", str(inventory), *extra]
     times_fd, times_file = tempfile.mkstemp(prefix="task-times-", suffix=".jsonl")
     os.close(times_fd)
+    # One ssh connection per host for the whole run (an emulated Pi's sshd takes ~0.5 s per handshake),
+    # its master closed below: none may outlive the run.
+    sockets = tempfile.mkdtemp(prefix="eb-ssh-")
     full_env = {
         **os.environ,
-        # A fresh ssh connection per task: no ControlPersist master may outlive the test.
-        "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPath=none",
+        "ANSIBLE_SSH_ARGS": f"-o ControlMaster=auto -o ControlPersist=120s -o ControlPath={sockets}/%C",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
@@ -137,6 +139,9 @@ def run_playbook(
         lines = Path(times_file).read_text().splitlines()
     finally:
         os.unlink(times_file)
+        for sock in Path(sockets).iterdir():
+            subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "any"], capture_output=True)
+        shutil.rmtree(sockets, ignore_errors=True)
     run = PlaybookRun(argv, r.returncode, r.stdout + r.stderr, time.monotonic() - t0)
     for line in lines:
         t = json.loads(line)
