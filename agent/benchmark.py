@@ -57,7 +57,7 @@ def run_benchmark(
         spec.dataset.name,
         limit=spec.dataset.limit,
         seed=spec.engine.seed,
-        transcripts="transcribe" in spec.sweep.scenarios,  # only WER needs them
+        transcripts=bool({"transcribe", "stream"} & set(spec.sweep.scenarios)),  # only WER needs them
     )
     perturbation = spec.dataset.perturbation(spec.engine.seed)
     if perturbation.active:

@@ -95,7 +95,7 @@ def check_languages(spec: RunSpec, dataset: list) -> None:
     """An English-only Whisper is not run on utterances its dataset says are in another language: its
     "WER" there would measure the wrong model choice, not the device."""
     spoken = sorted({u.language for u in dataset if u.language not in (None, "en")})
-    if not spoken or "transcribe" not in spec.sweep.scenarios:
+    if not spoken or not {"transcribe", "stream"} & set(spec.sweep.scenarios):
         return
     for name in spec.sweep.models:
         model = resolve(name)
@@ -164,7 +164,8 @@ def _run_sweep(
         try:
             for point in points:
                 label = _label(model.name, runtime, precision, session.device, point)
-                progress.point_started(label, None if point.scenario == "load" else rule.min_iterations)
+                expected = None if point.scenario in ("load", "stream") else rule.min_iterations
+                progress.point_started(label, expected)
                 if point.scenario == "load":
                     window = monitor.window()
                     output = _measure_load(session, dataset, load_timer.elapsed_s)
@@ -175,7 +176,12 @@ def _run_sweep(
                 else:
                     run = scenario_function(point.scenario)
                     ctx = ScenarioContext(
-                        session, rule, dataset, on_iteration=progress.iteration, monitor=monitor
+                        session,
+                        rule,
+                        dataset,
+                        on_iteration=progress.iteration,
+                        monitor=monitor,
+                        stream=spec.stream,
                     )
                     session.memory_peak_reset()
                     exceeded = False
@@ -295,12 +301,14 @@ def _measure_load(session: RuntimeSession, dataset: list, load_s: float) -> Scen
 
 def _label(model: str, runtime: str, precision: str, device: str, p: Point) -> str:
     parts = [model, runtime, precision, device, p.scenario]
-    if p.scenario != "load":
+    if p.scenario not in ("load", "stream"):
         parts.append(f"b{p.batch_size}")
     if p.audio_seconds is not None and p.scenario in ("forward", "generate"):
         parts.append(f"{p.audio_seconds:g}s")
     if p.new_tokens is not None and p.scenario == "generate":
         parts.append(f"{p.new_tokens}tok")
+    if p.stream_policy is not None:
+        parts.append(f"{p.stream_policy} {p.chunk_s:g}s")
     if p.ctc_weight is not None:
         parts.append(f"ctc{p.ctc_weight:g}")
     return " ".join(parts)
@@ -361,6 +369,9 @@ def _document(
         campaign=spec.campaign,
         language=requested_language(session.spec, session.options.language),
         task=session.options.task if session.spec.family == "whisper" else None,  # type: ignore[arg-type]
+        stream_policy=point.stream_policy,
+        chunk_seconds=point.chunk_s,
+        stream_speed=spec.stream.speed if scenario == "stream" else None,
     )
     warnings = [*session.warnings, *session.scenario_notes(scenario), *output.warnings]
     if sysinfo.emulated:

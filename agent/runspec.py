@@ -172,6 +172,30 @@ class PowerSpec(_Part):
         return self
 
 
+class StreamSpec(_Part):
+    """The stream scenario's source (its policy and chunk length are sweep axes)."""
+
+    speed: float = 1.0
+    """Pace of the source: 1.0 real time; 2.0 releases audio twice as fast (a stress test)."""
+    minutes: float | None = None
+    """Loop the dataset into a stream of at least this many minutes (None: one pass)."""
+    pause_s: float = 0.8
+    """Silence after each utterance (a pause between sentences)."""
+    align_chunks: bool = False
+    """Each utterance starts a chunk (silence-padded to whole chunks): chunks then hold whole utterances,
+    as a check of a policy against the offline transcription."""
+
+    @model_validator(mode="after")
+    def _check(self) -> StreamSpec:
+        if not 0 < self.speed <= 100:
+            raise EdgebenchError(f"--stream-speed must be within (0, 100] (got {self.speed:g})")
+        if self.minutes is not None and not 0 < self.minutes <= 24 * 60:
+            raise EdgebenchError(f"--stream-minutes must be within (0, 1440] (got {self.minutes:g})")
+        if not 0 <= self.pause_s <= 30:
+            raise EdgebenchError(f"--pause-seconds must be within [0, 30] (got {self.pause_s:g})")
+        return self
+
+
 class OutputSpec(_Part):
     store: bool = True
     """Save results in the local store."""
@@ -190,6 +214,7 @@ class RunSpec(_Part):
     engine: EngineSpec = EngineSpec()
     runtime_options: RuntimeOptions = RuntimeOptions()
     power: PowerSpec = PowerSpec()
+    stream: StreamSpec = StreamSpec()
     output: OutputSpec = OutputSpec()
     label: str | None = None
     recipe: str | None = None
@@ -249,11 +274,24 @@ class RunSpec(_Part):
             for name in sweep.models:
                 spec = resolve(name)
                 for point in sweep.points(spec.family == "hybrid"):
-                    reason = session_class.unsupported(spec, point.scenario, point.ctc_weight)
+                    # a stream is transcribed chunk by chunk: what transcribes, streams
+                    scenario = "transcribe" if point.scenario == "stream" else point.scenario
+                    reason = session_class.unsupported(spec, scenario, point.ctc_weight)
                     if reason:
                         raise EdgebenchError(reason)
         for runtime, precision, device in sorted({s[1:] for s in sweep.sessions()}):
             runtime_class(runtime).check_setup(precision, device)  # fp16 on cpu, cuda without CUDA
+
+    def stream_point_count(self) -> int:
+        """How many of the configurations are live streams (each lasts its audio's duration)."""
+        from edgebench.models.registry import resolve
+
+        return sum(
+            1
+            for model, *_ in self.sweep.sessions()
+            for p in self.sweep.points(resolve(model).family == "hybrid")
+            if p.scenario == "stream"
+        )
 
     def point_count(self) -> int:
         """How many configurations (result documents) the sweep measures."""
@@ -294,9 +332,10 @@ def _check_family(spec, sweep: SweepSpec, engine: EngineSpec) -> None:  # type: 
             "auto or en, and transcribe)"
         )
     if spec.family == "causal-lm":  # hf:<causal LM>: token ids in, no audio, torch only
-        if "transcribe" in sweep.scenarios:
+        if {"transcribe", "stream"} & set(sweep.scenarios):
             raise EdgebenchError(
-                f"{spec.name} is a language model: use --scenario load,forward,generate (not transcribe)"
+                f"{spec.name} is a language model: use --scenario load,forward,generate (not transcribe "
+                "or stream)"
             )
         if sweep.ctc_weights:
             raise EdgebenchError(f"--ctc-weight applies only to hybrid CTC/attention models, not {spec.name}")
@@ -346,6 +385,12 @@ OPTIONS: dict[str, Option] = {
     "audio_seconds": Option("sweep.audio_seconds", "list[float]", optional=True),
     "new_tokens": Option("sweep.new_tokens", "list[int]"),
     "ctc_weight": Option("sweep.ctc_weights", "list[float]", optional=True),
+    "stream_policy": Option("sweep.stream_policies", "list[str]"),
+    "chunk_seconds": Option("sweep.chunk_seconds", "list[float]"),
+    "stream_speed": Option("stream.speed", "float"),
+    "stream_minutes": Option("stream.minutes", "float", optional=True),
+    "pause_seconds": Option("stream.pause_s", "float"),
+    "align_chunks": Option("stream.align_chunks", "bool"),
     "dataset": Option("dataset.name", "str"),
     "limit": Option("dataset.limit", "int", optional=True),
     "noise_snr": Option("dataset.noise_snr_db", "float", optional=True),

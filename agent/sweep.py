@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from edgebench.agent.errors import EdgebenchError
 
-SCENARIOS = ("load", "forward", "generate", "transcribe")
+SCENARIOS = ("load", "forward", "generate", "transcribe", "stream")
+STREAM_POLICIES = ("chunk", "local-agreement", "vad")  # agent/streaming/policies.py POLICIES
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -30,6 +31,8 @@ class Point:
     audio_seconds: float | None = None
     new_tokens: int | None = None
     ctc_weight: float | None = None
+    stream_policy: str | None = None
+    chunk_s: float | None = None
 
 
 def _positive(flag: str, values: list[float] | list[int]) -> None:
@@ -62,6 +65,10 @@ class SweepSpec(BaseModel):
     new_tokens: list[int] = [32]
     ctc_weights: list[float] = []
     """Hybrid models only; empty: 0.3."""
+    stream_policies: list[str] = ["local-agreement"]
+    """stream scenario: chunk, local-agreement, vad."""
+    chunk_seconds: list[float] = [1.0]
+    """stream scenario: seconds of audio per chunk."""
 
     @model_validator(mode="after")
     def _check(self) -> SweepSpec:
@@ -73,6 +80,8 @@ class SweepSpec(BaseModel):
             ("--scenario", self.scenarios),
             ("--batch-size", self.batch_sizes),
             ("--new-tokens", self.new_tokens),
+            ("--stream-policy", self.stream_policies),
+            ("--chunk-seconds", self.chunk_seconds),
         ):
             if not values:
                 raise EdgebenchError(f"{flag}: give at least one value")
@@ -81,6 +90,7 @@ class SweepSpec(BaseModel):
         for flag, values, allowed in (
             ("--precision", self.precisions, PRECISIONS),
             ("--scenario", self.scenarios, SCENARIOS),
+            ("--stream-policy", self.stream_policies, STREAM_POLICIES),
         ):
             bad = [v for v in values if v not in allowed]
             if bad:
@@ -88,6 +98,10 @@ class SweepSpec(BaseModel):
         _positive("--batch-size", self.batch_sizes)
         _positive("--audio-seconds", self.audio_seconds)
         _positive("--new-tokens", self.new_tokens)
+        _positive("--chunk-seconds", self.chunk_seconds)
+        if max(self.chunk_seconds) > 30:
+            longest = max(self.chunk_seconds)
+            raise EdgebenchError(f"--chunk-seconds {longest:g}: at most 30 (Whisper's window)")
         bad_w = [w for w in self.ctc_weights if not 0.0 <= w <= 1.0]
         if bad_w:
             raise EdgebenchError(
@@ -125,4 +139,11 @@ class SweepSpec(BaseModel):
                 ]
             elif scenario == "transcribe":
                 out += [Point("transcribe", b, ctc_weight=w) for b in self.batch_sizes for w in weights]
+            elif scenario == "stream":  # one live stream: batch 1 by nature
+                out += [
+                    Point("stream", ctc_weight=w, stream_policy=p, chunk_s=c)
+                    for p in self.stream_policies
+                    for c in self.chunk_seconds
+                    for w in weights
+                ]
         return out

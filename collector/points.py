@@ -26,6 +26,8 @@ LATENCY_SAMPLE = "latency_sample"
 SYSINFO = "sysinfo"
 POWER_SAMPLE = "power_sample"
 TELEMETRY_SAMPLE = "telemetry_sample"
+STREAM_CHUNK = "stream_chunk"
+STREAM_MINUTE = "stream_minute"
 
 
 def fmt_number(value: float | int) -> str:
@@ -52,6 +54,10 @@ def inference_tags(doc: ResultDocument, with_absent: bool = False) -> dict[str, 
         "input_seconds": fmt_number(c.audio_seconds) if c.audio_seconds is not None else None,
         "new_tokens": str(c.new_tokens) if c.new_tokens is not None else None,
         "ctc_weight": fmt_number(c.ctc_weight) if c.ctc_weight is not None else None,
+        # the stream scenario's policy, chunk length and pace (stream results only)
+        "stream_policy": c.stream_policy,
+        "chunk_seconds": fmt_number(c.chunk_seconds) if c.chunk_seconds is not None else None,
+        "stream_speed": fmt_number(c.stream_speed) if c.stream_speed is not None else None,
         # variants and robustness settings: only on results that used them, so other series keep their keys
         "torch_mode": c.torch_mode,
         "attn_impl": c.attn_impl,
@@ -152,6 +158,8 @@ def inference_fields(doc: ResultDocument) -> dict[str, Any]:
             fields[f"wer_{score.language}"] = _f(score.wer)
             fields[f"cer_{score.language}"] = _f(score.cer)
             fields[f"language_detected_{score.language}"] = _f(score.detected)
+    if doc.stream is not None:
+        fields |= stream_fields(doc)
     if doc.load is not None:
         fields["load_s"] = _f(doc.load.load_s)
         fields["first_inference_s"] = _f(doc.load.first_inference_s)
@@ -201,6 +209,66 @@ def inference_fields(doc: ResultDocument) -> dict[str, Any]:
         fields["throttled"] = tm.throttled
         fields["nvpmodel"] = tm.nvpmodel
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def stream_fields(doc: ResultDocument) -> dict[str, Any]:
+    """A stream's figures: compute per chunk as ``latency_*`` (what every latency panel reads), the rest
+    under their own names."""
+    st = doc.stream
+    assert st is not None
+    fields: dict[str, Any] = _summary_fields("latency", st.compute_s)
+    fields |= {
+        "rtf": _f(st.rtf),
+        "wer": _f(st.wer),
+        "cer": _f(st.cer),
+        "offline_wer": _f(st.offline_wer),
+        "offline_cer": _f(st.offline_cer),
+        "accuracy_meaningful": bool(st.accuracy_meaningful),
+        "utterances": int(st.utterances),
+        "audio_s_total": _f(st.audio_s),
+        "chunks": int(st.chunks),
+        "kept_up": bool(st.kept_up),
+        "fell_behind_at_s": _f(st.fell_behind_at_s),
+        "backlog_max_s": _f(st.backlog_max_s),
+        "backlog_end_s": _f(st.backlog_end_s),
+        "compute_ratio_p50": _f(st.compute_ratio.p50),
+        "compute_ratio_p90": _f(st.compute_ratio.p90),
+        "compute_ratio_p99": _f(st.compute_ratio.p99),
+        "transcribed_ratio": _f(st.transcribed_ratio),
+        "forced_commits": int(st.forced_commits),
+        "pacing_error_max_s": _f(st.pacing_error_s.max),
+    }
+    for name, summary in (
+        ("finalisation", st.finalisation_latency_s),
+        ("first_partial", st.first_partial_latency_s),
+    ):
+        if summary is not None:
+            fields[f"{name}_mean_s"] = _f(summary.mean)
+            fields[f"{name}_p50_s"] = _f(summary.p50)
+            fields[f"{name}_p90_s"] = _f(summary.p90)
+            fields[f"{name}_max_s"] = _f(summary.max)
+    return fields
+
+
+def stream_samples(doc: ResultDocument) -> list[tuple[str, int, dict[str, Any]]]:
+    """(measurement, timestamp ns, fields) of a stream's timeline (``stream_chunk``: compute and backlog
+    per chunk) and minutes (``stream_minute``), stamped when that audio was spoken
+    (``start_ns + t / speed``): a pure function of the document, so idempotent, and plotted where the
+    stream really happened."""
+    st = doc.stream
+    if st is None:
+        return []
+    out: list[tuple[str, int, dict[str, Any]]] = []
+    for i, (t, compute, backlog) in enumerate(st.timeline):
+        stamp = _trace_stamp(st.start_ns, t / st.speed, "stream.timeline", i)
+        out.append(
+            (STREAM_CHUNK, stamp, {"audio_t_s": _f(t), "compute_s": _f(compute), "backlog_s": _f(backlog)})
+        )
+    for i, m in enumerate(st.per_minute):
+        stamp = _trace_stamp(st.start_ns, 60.0 * (m.minute + 1) / st.speed, "stream.per_minute", i)
+        fields = {k: _f(v) for k, v in m.model_dump().items() if k not in ("minute", "chunks")}
+        out.append((STREAM_MINUTE, stamp, {**fields, "minute": int(m.minute), "chunks": int(m.chunks)}))
+    return out
 
 
 MIN_TS = -9223372036854775806
@@ -327,17 +395,20 @@ def document_to_points(doc: ResultDocument) -> list[Point]:
         p.field("latency_s", float(latency)).field("iteration", i * stride).field("run_id", doc.run_id)
         points.append(p.time(ts + i * stride, WritePrecision.NS))
 
-    traces = ((POWER_SAMPLE, power_samples(doc)), (TELEMETRY_SAMPLE, telemetry_samples(doc)))
-    for measurement, samples in traces:
-        for stamp, fields in samples:
-            p = Point(measurement)
-            for k, v in tags.items():
-                p.tag(k, v)
-            for k, v in fields.items():
-                if v is not None:
-                    p.field(k, v)
-            p.field("run_id", doc.run_id)
-            points.append(p.time(stamp, WritePrecision.NS))
+    traces = [
+        *((POWER_SAMPLE, stamp, fields) for stamp, fields in power_samples(doc)),
+        *((TELEMETRY_SAMPLE, stamp, fields) for stamp, fields in telemetry_samples(doc)),
+        *stream_samples(doc),
+    ]
+    for measurement, stamp, fields in traces:
+        p = Point(measurement)
+        for k, v in tags.items():
+            p.tag(k, v)
+        for k, v in fields.items():
+            if v is not None:
+                p.field(k, v)
+        p.field("run_id", doc.run_id)
+        points.append(p.time(stamp, WritePrecision.NS))
 
     info = Point(SYSINFO).tag("fleet", doc.fleet).tag("host", doc.host).tag("device_class", doc.device_class)
     for k, v in sysinfo_fields(doc).items():
@@ -471,12 +542,13 @@ def document_to_lines(doc: ResultDocument) -> list[str]:
             s = str(latency)
             fields = f"iteration={i}i,latency_s={s[:-2] if s.endswith('.0') else s},{run_id}"
         lines.append(f"{LATENCY_SAMPLE}{tags}{fields} {ts + i}")
-    traces = ((POWER_SAMPLE, power_samples(doc)), (TELEMETRY_SAMPLE, telemetry_samples(doc)))
-    for measurement, samples in traces:
-        for stamp, fields in samples:
-            lines.append(
-                format_line(measurement, tags, format_fields({**fields, "run_id": doc.run_id}), stamp)
-            )
+    traces = [
+        *((POWER_SAMPLE, stamp, fields) for stamp, fields in power_samples(doc)),
+        *((TELEMETRY_SAMPLE, stamp, fields) for stamp, fields in telemetry_samples(doc)),
+        *stream_samples(doc),
+    ]
+    for measurement, stamp, fields in traces:
+        lines.append(format_line(measurement, tags, format_fields({**fields, "run_id": doc.run_id}), stamp))
     info_tags = format_tags({"fleet": doc.fleet, "host": doc.host, "device_class": doc.device_class})
     lines.append(format_line(SYSINFO, info_tags, format_fields(sysinfo_fields(doc)), ts))
     return [line for line in lines if line]
@@ -492,9 +564,12 @@ def document_footprint(doc: ResultDocument) -> list[tuple[str, dict[str, str], i
     samples, stride = latency_samples(doc)
     if samples:
         out.append((LATENCY_SAMPLE, tags, ts, ts + (len(samples) - 1) * stride))
+    streamed = stream_samples(doc)
     for measurement, stamps in (
         (POWER_SAMPLE, [s for s, _ in power_samples(doc)]),
         (TELEMETRY_SAMPLE, [s for s, _ in telemetry_samples(doc)]),
+        (STREAM_CHUNK, [s for m, s, _ in streamed if m == STREAM_CHUNK]),
+        (STREAM_MINUTE, [s for m, s, _ in streamed if m == STREAM_MINUTE]),
     ):
         if stamps:
             out.append((measurement, tags, min(stamps), max(stamps)))

@@ -453,7 +453,8 @@ def fleet_db(tmp_path_factory, mosquitto, influxdb):  # type: ignore[no-untyped-
         onnx = "-m lstm-ctc:tiny --scenario forward,transcribe"  # exported encoder + CTC head: no generate
         runs = [  # two hosts with the same configurations (Compare), a trained model for WER
             ("host1", lstm.split()),
-            ("host1", ["-m", "whisper-tiny.en", "--scenario", "transcribe"]),
+            # transcribe, and a live stream (local-agreement: partials too) at 20x real time: it falls behind
+            ("host1", ["-m", "whisper-tiny.en", "--scenario", "transcribe,stream", "--stream-speed", "20"]),
             ("host2", lstm.split()),
             (
                 "host2",
@@ -583,13 +584,16 @@ def test_panels_show_the_measured_values(fleet_db) -> None:  # type: ignore[no-u
     latest = {key(d): d for d in sorted(agent_runs, key=lambda d: d["created_ns"])}
     table = rows("edgebench-fleet-overview", "Latest result per configuration and scenario")
     table = [r for r in table if (r["host"], r["model"]) not in campaign]
-    # torch: 2 hosts x 2 precisions x (forward, generate at 1 and 2 s + transcribe), Whisper transcribe,
-    # onnxruntime: 2 precisions x 2 scenarios: one row per configuration, a sweep never merged into one
-    assert len(table) == len(latest) == 25
+    # torch: 2 hosts x 2 precisions x (forward, generate at 1 and 2 s + transcribe), Whisper transcribe
+    # and stream, onnxruntime: 2 precisions x 2 scenarios: one row per configuration, a sweep never
+    # merged into one
+    assert len(table) == len(latest) == 26
     assert sorted(map(row_key, table)) == sorted(latest)
     for row in table:
         doc = latest[row_key(row)]
-        assert row["p50_s"] == pytest.approx(doc[row["scenario"]]["latency_s"]["p50"], rel=1e-12)
+        section = doc[row["scenario"]]
+        summary = section["latency_s"] if row["scenario"] != "stream" else section["compute_s"]  # per chunk
+        assert row["p50_s"] == pytest.approx(summary["p50"], rel=1e-12)
         joules = doc["energy"]["joules_per_iteration"]
         assert joules is not None and row["joules_per_iteration"] == pytest.approx(joules, rel=1e-12)
 
@@ -604,7 +608,7 @@ def test_panels_show_the_measured_values(fleet_db) -> None:  # type: ignore[no-u
     samples = rows("edgebench-run-detail", "Latency from the samples")
     n_samples = sum(
         len((d["forward"] or d["generate"] or {}).get("latency_samples_s", []))
-        or len(d["transcribe"]["per_utterance"])
+        or len((d["transcribe"] or {}).get("per_utterance", []))  # a stream has stream_chunk points
         for d in docs
     )
     assert sum(r["n"] for r in samples) == n_samples

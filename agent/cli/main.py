@@ -45,7 +45,7 @@ def run(
     precision: Annotated[str, typer.Option(help="fp32, fp16 (cuda/mps), int8 (cpu), comma list.")] = "fp32",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps (comma list).")] = "auto",
     scenario: Annotated[
-        str, typer.Option(help="Scenarios: load, forward, generate, transcribe (comma list).")
+        str, typer.Option(help="Scenarios: load, forward, generate, transcribe, stream (comma list).")
     ] = "forward,generate,transcribe",
     batch_size: Annotated[str, typer.Option(help="Batch size(s), e.g. 1,8.")] = "1",
     audio_seconds: Annotated[
@@ -56,6 +56,32 @@ def run(
     ctc_weight: Annotated[
         str | None, typer.Option(help="Hybrid models: 0 = attention, 1 = CTC, e.g. 0,0.3,1 (default 0.3).")
     ] = None,
+    stream_policy: Annotated[
+        str,
+        typer.Option(
+            help="stream: chunk (each chunk alone), local-agreement (LocalAgreement-2 on a growing "
+            "buffer), vad (utterances cut at pauses); comma list."
+        ),
+    ] = "local-agreement",
+    chunk_seconds: Annotated[
+        str, typer.Option(help="stream: seconds of audio per chunk, e.g. 0.5,1,2.")
+    ] = "1",
+    stream_speed: Annotated[
+        float, typer.Option(help="stream: pace of the source, 1 = real time, 2 = twice as fast.")
+    ] = 1.0,
+    stream_minutes: Annotated[
+        float | None,
+        typer.Option(help="stream: loop the dataset for at least this many minutes (default: one pass)."),
+    ] = None,
+    pause_seconds: Annotated[
+        float, typer.Option(help="stream: silence after each utterance in the stream.")
+    ] = 0.8,
+    align_chunks: Annotated[
+        bool,
+        typer.Option(
+            "--align-chunks", help="stream: each utterance starts a chunk (a check against offline WER)."
+        ),
+    ] = False,
     dataset: Annotated[
         str,
         typer.Option(

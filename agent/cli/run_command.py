@@ -15,7 +15,12 @@ def execute(options: dict[str, Any]) -> None:
 
     from edgebench.agent.benchmark import run_benchmark
     from edgebench.agent.cli.progress import RichProgress
-    from edgebench.agent.cli.tables import languages_table, models_params_table, results_table
+    from edgebench.agent.cli.tables import (
+        languages_table,
+        models_params_table,
+        results_table,
+        stream_table,
+    )
     from edgebench.agent.publish.config import load_config
     from edgebench.agent.runspec import from_options
 
@@ -39,9 +44,9 @@ def execute(options: dict[str, Any]) -> None:
         return
     out = Console()
     out.print(results_table(docs, width=out.width))
-    languages = languages_table(docs)
-    if languages is not None:
-        out.print(languages)
+    for extra in (languages_table(docs), stream_table(docs)):
+        if extra is not None:
+            out.print(extra)
     out.print(models_params_table(docs))
     warnings = sorted({w for d in docs for w in d.warnings})
     for w in warnings:

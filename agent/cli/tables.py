@@ -36,6 +36,10 @@ def _config(doc: ResultDocument) -> str:
         parts.append(f"lang {c.language}")
     if c.task == "translate":
         parts.append("translate")
+    if c.scenario == "stream":  # one live stream: no batch
+        parts[0] = f"{c.stream_policy} {c.chunk_seconds:g}s"
+        if c.stream_speed not in (None, 1.0):
+            parts.append(f"x{c.stream_speed:g}")
     return " ".join(parts) if c.scenario != "load" else ""
 
 
@@ -167,6 +171,7 @@ def _row(d: ResultDocument, varying: list[str], axes: dict, has_energy: bool) ->
         (d.forward and d.forward.latency_s)
         or (d.generate and d.generate.latency_s)
         or (d.transcribe and d.transcribe.latency_s)
+        or (d.stream and d.stream.compute_s)  # per chunk
     )
     if stats:
         lat, n, pct = _ms(stats), str(stats.n), f"{stats.p50 * 1e3:.0f}/{stats.p90 * 1e3:.0f}"
@@ -178,6 +183,10 @@ def _row(d: ResultDocument, varying: list[str], axes: dict, has_energy: bool) ->
         rtf = f"{d.transcribe.rtf:.3f}"
         tr = d.transcribe
         acc = f"{fmt_pct(tr.wer)}/{fmt_pct(tr.cer)}" if tr.accuracy_meaningful else "–"  # warning says why
+    elif d.stream:
+        st = d.stream
+        rtf = f"{st.rtf:.3f}"
+        acc = f"{fmt_pct(st.wer)}/{fmt_pct(st.cer)}" if st.accuracy_meaningful else "–"
     elif d.load:
         lat = f"{d.load.load_s * 1e3:.0f}"
         thr = f"cold {d.load.first_inference_s * 1e3:.0f} ms"
@@ -187,6 +196,8 @@ def _row(d: ResultDocument, varying: list[str], axes: dict, has_energy: bool) ->
         marks.append("[bold red]OVER --max-rss[/]")
     if d.telemetry is not None and d.telemetry.throttled:
         marks.append("[bold red]THROTTLED[/]")
+    if d.stream is not None and not d.stream.kept_up:
+        marks.append("[bold red]BEHIND[/]")  # the live stream table says from when
     if d.interference is not None and d.interference.busy:
         marks.append("[bold yellow]BUSY[/]")  # other processes used the CPUs: see the warning
     scenario = d.config.scenario
@@ -245,6 +256,50 @@ def languages_table(docs: Sequence[ResultDocument]) -> Table | None:
     t.add_column("setup", overflow="fold", min_width=longest)
     for header in ("lang", "n", "audio s", "WER/CER", "detected"):
         t.add_column(header, justify="left" if header == "lang" else "right", no_wrap=True)
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
+def stream_table(docs: Sequence[ResultDocument]) -> Table | None:
+    """What live captioning feels like, per streamed configuration (None: no stream result): whether
+    the device kept up, how late text became final, and the streamed WER next to the offline one."""
+    streamed = [d for d in docs if d.stream is not None]
+    if not streamed:
+        return None
+    axes = ("model", "runtime", "precision", "device")
+    varying = [a for a in axes if len({getattr(d.config, a) for d in streamed}) > 1]
+    t = compact_table(
+        " · ".join([*([m] if (m := emulation_mark(streamed)) else []), "live stream"]),
+        "final: from the end of an utterance to its final text, p50/p90 s · partial: to its first "
+        "tentative words · backlog: most audio waiting · WER streamed / offline (same audio, whole "
+        "utterances)",
+    )
+    longest = 5
+    rows = []
+    for d in streamed:
+        st = d.stream
+        assert st is not None
+        setup = " ".join([*(escape(str(getattr(d.config, a))) for a in varying), _config(d)]).strip()
+        longest = max(longest, *(len(w) for w in setup.split()))
+        kept = "yes" if st.kept_up else f"[bold red]no, {st.fell_behind_at_s or st.audio_s:.0f} s[/]"
+        fin = st.finalisation_latency_s
+        part = st.first_partial_latency_s
+        acc = f"{fmt_pct(st.wer)} / {fmt_pct(st.offline_wer)}" if st.accuracy_meaningful else "–"
+        rows.append(
+            (
+                setup,
+                kept,
+                f"{fin.p50:.2f}/{fin.p90:.2f}" if fin else "–",
+                f"{part.p50:.2f}" if part else "–",
+                f"{st.backlog_max_s:.2f}",
+                f"{st.rtf:.3f}",
+                acc,
+            )
+        )
+    t.add_column("setup", overflow="fold", min_width=longest)
+    for header in ("kept up", "final s", "partial", "backlog", "RTF", "WER str/off"):
+        t.add_column(header, justify="right", no_wrap=True)
     for row in rows:
         t.add_row(*row)
     return t

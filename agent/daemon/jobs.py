@@ -164,10 +164,14 @@ def admit(job: JobMessage, limits: DaemonSection) -> RunSpec:
         raise EdgebenchError("a job's results must be published (publish = false would lose them)")
     spec = spec.model_copy(update={"campaign": job.campaign}).resolved()  # models/runtimes exist here
     worst = spec.measurement.worst_case_s(spec.point_count()) + spec.power.idle_seconds
+    streams = spec.stream_point_count()
+    live = streams * spec.stream.minutes * 60 / spec.stream.speed if spec.stream.minutes else 0.0
+    worst += live  # a stream lasts as long as its audio, whatever --max-duration says
     if worst > limits.max_job_seconds:
+        also = f" + {streams} stream(s) of {live / max(streams, 1):.0f} s" if live else ""
         raise EdgebenchError(
             f"over budget: up to {worst:.0f} s ({spec.point_count()} configurations x "
-            f"{spec.measurement.max_duration_s:g} s max-duration + {spec.power.idle_seconds:g} s idle) "
-            f"> this device's {limits.max_job_seconds:g} s"
+            f"{spec.measurement.max_duration_s:g} s max-duration{also} + {spec.power.idle_seconds:g} s "
+            f"idle) > this device's {limits.max_job_seconds:g} s"
         )
     return spec

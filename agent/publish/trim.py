@@ -25,6 +25,7 @@ _PATHS = (
     ("forward", "latency_samples_s"),
     ("generate", "latency_samples_s"),
     ("transcribe", "per_utterance"),
+    ("stream", "timeline"),
     ("energy", "trace"),
     ("telemetry", "trace"),
 )

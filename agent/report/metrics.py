@@ -40,6 +40,9 @@ MATCH_AXES: tuple[str, ...] = (
     "ggml_type",
     "language",
     "task",
+    "stream_policy",
+    "chunk_seconds",
+    "stream_speed",
     "dataset_limit",
     "noise_snr_db",
     "speed",
@@ -84,13 +87,22 @@ RUNTIME_OWN_AXES: dict[str, object] = {
 """Each with its default value: only settings away from the default are shown."""
 # Axes that name "what ran where" (as opposed to the workload): used for labels.
 SETUP_AXES: tuple[str, ...] = ("host", "model", "runtime", "precision", "device", "label")
-WORKLOAD_AXES: tuple[str, ...] = ("batch_size", "audio_seconds", "new_tokens", "ctc_weight", "dataset")
+WORKLOAD_AXES: tuple[str, ...] = (
+    "batch_size",
+    "audio_seconds",
+    "new_tokens",
+    "ctc_weight",
+    "stream_policy",
+    "chunk_seconds",
+    "dataset",
+)
 
 # Energy per unit of work, per scenario, in order of preference (schema 1.1 names; 1.0 had only the
 # first). The first one present in a document is the one compared.
 _ENERGY_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "generate": (("joules_per_token", "J/tok"), ("joules_per_iteration", "J/iter")),
     "transcribe": (("joules_per_audio_s", "J/audio s"), ("joules_per_iteration", "J/utt")),
+    "stream": (("joules_per_audio_s", "J/audio s"), ("joules_per_iteration", "J/chunk")),
     "forward": (("joules_per_iteration", "J/iter"),),
     "load": (("joules_per_iteration", "J/iter"),),
 }
@@ -105,7 +117,7 @@ def axis_value(doc: ResultDocument, axis: str) -> object:
         return doc.host
     if axis == "dataset":
         ds = doc.config.dataset
-        if doc.config.scenario != "transcribe" or ds is None:
+        if doc.config.scenario not in ("transcribe", "stream") or ds is None:
             return None
         return PurePath(ds.rstrip("/\\")).name or ds
     return getattr(doc.config, axis)
@@ -140,7 +152,7 @@ def workload_label(doc: ResultDocument) -> str:
     c = doc.config
     if c.scenario == "load":
         return "load"
-    parts = [f"b{c.batch_size}"]
+    parts = [f"b{c.batch_size}"] if c.scenario != "stream" else [f"{c.stream_policy} {c.chunk_seconds:g}s"]
     if c.audio_seconds is not None:
         parts.append(f"{c.audio_seconds:g}s")
     if c.new_tokens is not None:
@@ -209,6 +221,13 @@ def metrics(doc: ResultDocument) -> Metrics:
         thr, unit = (1.0 / t.rtf if t.rtf > 0 else None), "audio s/s"
         if t.accuracy_meaningful:
             wer, cer = t.wer, t.cer
+    elif doc.stream is not None:  # compute per chunk; what a stream sustains is its RTF
+        st = doc.stream
+        lat, ci = st.compute_s.mean, (st.compute_s.ci95_high - st.compute_s.ci95_low) / 2
+        rtf = st.rtf
+        thr, unit = (1.0 / st.rtf if st.rtf > 0 else None), "audio s/s"
+        if st.accuracy_meaningful:
+            wer, cer = st.wer, st.cer
     elif doc.load is not None:
         lat = doc.load.load_s
     energy = energy_unit = average_w = None

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
-SCHEMA_VERSION = "1.8"
+SCHEMA_VERSION = "1.9"
 SUPPORTED_MAJOR = 1
 SUPPORTED_MINOR = int(SCHEMA_VERSION.split(".")[1])
 """Documents of a *newer* minor version (same major) are read with their unknown fields ignored and
@@ -28,7 +28,7 @@ LANGUAGE_CODE = r"^[a-z]{2,3}$"
 becomes part of field names in InfluxDB (``wer_de``), so nothing else is accepted."""
 
 DeviceClass = Literal["rpi", "jetson", "x86", "other"]
-Scenario = Literal["forward", "generate", "transcribe", "load"]
+Scenario = Literal["forward", "generate", "transcribe", "load", "stream"]
 
 
 class _Doc(BaseModel):
@@ -122,6 +122,12 @@ class RunConfig(_Doc):
     """onnxruntime: graph optimisation level (disabled, basic, extended, all)."""
     ggml_type: str | None = None
     """whispercpp: the ggml file's type, f16, q8_0 or q5_1 (schema 1.8)."""
+    stream_policy: str | None = None
+    """stream: chunk, local-agreement or vad (schema 1.9)."""
+    chunk_seconds: float | None = None
+    """stream: seconds of audio per chunk the source releases."""
+    stream_speed: float | None = None
+    """stream: pace of the source (1.0 = real time)."""
     label: str | None = None
     """A name for the setup, given by ``run --label`` or a recipe step ('auto_opt+qnt', 'baseline'): what
     reports call the configuration, and the axis ``compare --baseline label=NAME`` compares against."""
@@ -240,6 +246,76 @@ class TranscribeResult(_Doc):
     """Per spoken language, where the dataset names them (1.8): WER/CER of each language's utterances
     and how often its language was detected. At most 128 (Whisper knows 100): each becomes InfluxDB
     fields, so a hostile document cannot add fields without bound."""
+
+
+class StreamMinute(_Doc):
+    """One minute of a stream's audio (``--stream-minutes``): what the dashboards plot over time."""
+
+    minute: int
+    audio_s: float
+    chunks: int
+    compute_ratio_p50: float
+    compute_ratio_p90: float
+    backlog_max_s: float
+    finalisation_p50_s: float | None = None
+    """Of the utterances ending in this minute (None: none ends in it)."""
+    rtf: float
+    temp_max_c: float | None = None
+    average_w: float | None = None
+    """Mean power over this minute's wall time (None: no power source)."""
+
+
+class StreamResult(_Doc):
+    """``--scenario stream`` (1.9): the dataset as one continuous stream at real-time pace, chunk by
+    chunk, through a streaming policy (``agent/streaming/``, docs/streaming.md). Latencies are wall
+    seconds; times *in* the stream (``fell_behind_at_s``, the timeline) are seconds of audio."""
+
+    policy: Literal["chunk", "local-agreement", "vad"]
+    chunk_s: float
+    speed: float
+    """Pace of the source: 1.0 real time, 2.0 twice as fast (a stress test)."""
+    audio_s: float
+    utterances: int
+    chunks: int
+    compute_s: Summary
+    """Model time per chunk (policy included: re-transcription, detection)."""
+    compute_ratio: Summary
+    """Compute time / the chunk's wall duration: above 1 the device falls behind while it lasts."""
+    kept_up: bool
+    """True when the backlog never exceeded one chunk and the stream ended without one."""
+    fell_behind_at_s: float | None = None
+    """Where in the stream the backlog first exceeded one chunk (None: never)."""
+    backlog_max_s: float
+    """Most audio waiting (wall seconds) when the model took the next chunk."""
+    backlog_end_s: float
+    """How long after the stream's end its last text was final."""
+    finalisation_latency_s: Summary | None = None
+    """From the end of each utterance in the audio to when its text was final."""
+    first_partial_latency_s: Summary | None = None
+    """From the start of each utterance to its first tentative text (policies that show partials)."""
+    rtf: float
+    """Sustained real-time factor: total compute / stream duration."""
+    transcribed_ratio: float
+    """Audio the model transcribed / stream duration (local-agreement re-transcribes its buffer)."""
+    forced_commits: int = 0
+    """local-agreement: buffers committed whole at their length limit, without two hypotheses agreeing."""
+    pacing_error_s: Summary
+    """How late the source released each chunk after its deadline: the bound of every latency here."""
+    wer: float | None = None
+    cer: float | None = None
+    offline_wer: float | None = None
+    """The same utterances transcribed whole, one by one (the transcribe scenario's way)."""
+    offline_cer: float | None = None
+    accuracy_meaningful: bool
+    normalizer: str
+    transcript: str = Field(default="", max_length=200_000)
+    per_minute: list[StreamMinute] = Field(default_factory=list, max_length=1440)
+    start_ns: int
+    """Wall-clock ns when the stream's first sample was "spoken": audio time t is at
+    ``start_ns + t / speed`` (the collector stamps the timeline with it)."""
+    timeline: list[tuple[float, float, float]] = Field(default_factory=list)
+    """Per chunk: (end of the chunk in the stream [s], compute [s], backlog when it was taken [s]); at
+    most 2000, evenly spaced (every figure above is computed from all chunks)."""
 
 
 class LoadResult(_Doc):
@@ -393,6 +469,7 @@ class ResultDocument(_Doc):
     forward: ForwardResult | None = None
     generate: GenerateResult | None = None
     transcribe: TranscribeResult | None = None
+    stream: StreamResult | None = None
     load: LoadResult | None = None
     memory: MemoryResult | None = None
     energy: EnergyResult | None = None

@@ -251,7 +251,7 @@ class WhisperCppSession(RuntimeSession):
         return []
 
     def frontend_name(self, scenario: str) -> str:
-        return "whisper.cpp" if scenario == "transcribe" else self.frontend.backend
+        return "whisper.cpp" if scenario in ("transcribe", "stream") else self.frontend.backend
 
     # -- scenarios -------------------------------------------------------------------------------------
     def features(self, audio: list[np.ndarray]) -> AudioBatch:

@@ -11,6 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     from edgebench.agent.datasets.loader import Utterance
     from edgebench.agent.power.monitor import RunMonitor
+    from edgebench.agent.runspec import StreamSpec
     from edgebench.agent.runtimes.base import RuntimeSession
     from edgebench.agent.stats import StoppingRule
     from edgebench.agent.sweep import Point
@@ -27,6 +28,8 @@ class ScenarioContext:
     on_iteration: Callable[[int], None] | None = None
     monitor: RunMonitor | None = None
     """Energy + telemetry of the run (None: not measured, e.g. in unit tests)."""
+    stream: StreamSpec | None = None
+    """The stream scenario's source options (pace, length, pauses)."""
 
 
 @dataclass
@@ -130,10 +133,13 @@ def scenario_function(scenario: str) -> Callable[[ScenarioContext, Point], Scena
         from edgebench.agent.scenarios.forward import run_forward as run
     elif scenario == "generate":
         from edgebench.agent.scenarios.generate import run_generate as run
-    elif scenario == "transcribe":
+    elif scenario in ("transcribe", "stream"):
         import jiwer  # noqa: F401  (WER is computed inside the window; its import is not the model's)
 
-        from edgebench.agent.scenarios.transcribe import run_transcribe as run
+        if scenario == "transcribe":
+            from edgebench.agent.scenarios.transcribe import run_transcribe as run
+        else:
+            from edgebench.agent.scenarios.stream import run_stream as run
     else:
         raise ValueError(f"scenario {scenario} is run by the runner at load time")
     return run

@@ -37,6 +37,9 @@ KEY_TAGS = (
     "ggml_type",
     "language",
     "task",
+    "stream_policy",
+    "chunk_seconds",
+    "stream_speed",
     "label",
     "noise_snr_db",
     "speed",
@@ -137,7 +140,7 @@ def rows(cfg: CollectorConfig, campaign: str) -> list[ReportRow]:
             tokens_per_s=last.get("tokens_per_s"),
             wer=last.get("wer"),
             j_per_utt=last.get("energy_joules_per_iteration")
-            if tags.get("scenario") == "transcribe"
+            if tags.get("scenario") in ("transcribe", "stream")
             else None,
             peak_mb=None if last.get("peak_rss_bytes") is None else last["peak_rss_bytes"] / 2**20,
             share_mb=None if last.get("model_share_bytes") is None else last["model_share_bytes"] / 2**20,

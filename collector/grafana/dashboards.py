@@ -47,6 +47,9 @@ WORKLOAD = (
     "ggml_type",
     "language",
     "task",
+    "stream_policy",
+    "chunk_seconds",
+    "stream_speed",
     "label",
 )
 """Tags a sweep varies within one configuration (absent where a scenario has no such axis)."""
@@ -59,6 +62,7 @@ RUN_DETAIL_LINK = {
 """A row of an overview table opens Run detail narrowed to that row's configuration, its run and the
 time range."""
 SERIES_ALIAS = "$tag_host · $tag_model · $tag_runtime · $tag_precision"
+STREAMED = "\"scenario\" = 'stream'"
 
 
 def filter_variables(
@@ -432,6 +436,7 @@ def run_detail() -> dict[str, Any]:
     ]
     sel = (*FILTERS, "scenario", "run_id")
     by = group_by(*CONFIG, "scenario")
+    by_stream = group_by(*CONFIG, "scenario", "stream_policy", "chunk_seconds", "stream_speed")
     runs = (
         'SELECT "run_id", "latency_n", "latency_p50_s", "latency_p90_s", "energy_source", "energy_kind", '
         '"energy_joules_total", "energy_average_w", "energy_peak_w" '
@@ -522,6 +527,71 @@ def run_detail() -> dict[str, Any]:
             unit="hertz",  # Grafana scales it: 1.5 GHz, 600 MHz
             points=False,
             description="Mean CPU frequency: a drop under load with a high temperature is throttling.",
+        ),
+        timeseries(
+            "Live stream: compute per chunk and backlog",
+            [
+                target(
+                    f'SELECT "compute_s" FROM "stream_chunk" {where(*sel)} {by_stream}',
+                    fmt="time_series",
+                    alias=f"compute · {SERIES_ALIAS} · $tag_stream_policy",
+                ),
+                target(
+                    f'SELECT "backlog_s" FROM "stream_chunk" {where(*sel)} {by_stream}',
+                    fmt="time_series",
+                    alias=f"backlog · {SERIES_ALIAS} · $tag_stream_policy",
+                    ref="B",
+                ),
+            ],
+            unit="s",
+            w=24,
+            description="--scenario stream, per chunk at the time its audio was spoken: the model's time "
+            "on it, and how long it had waited for the model (the backlog). Compute above the chunk "
+            "length and a backlog that keeps growing: the device cannot caption live speech.",
+        ),
+        timeseries(
+            "Live stream per minute: finalisation latency and compute ratio",
+            [
+                target(
+                    f'SELECT "finalisation_p50_s" FROM "stream_minute" {where(*sel)} {by_stream}',
+                    fmt="time_series",
+                    alias=f"final p50 · {SERIES_ALIAS} · $tag_stream_policy",
+                ),
+                target(
+                    f'SELECT "compute_ratio_p90" FROM "stream_minute" {where(*sel)} {by_stream}',
+                    fmt="time_series",
+                    alias=f"compute/chunk p90 · {SERIES_ALIAS} · $tag_stream_policy",
+                    ref="B",
+                ),
+            ],
+            unit="none",
+            w=12,
+            description="--stream-minutes: per minute of audio, the median delay from an utterance's end to "
+            "its final text (s), and the 90th percentile of compute / chunk duration (above 1: behind). "
+            "Rising over a long stream: the device slows down (throttling, memory).",
+        ),
+        table(
+            "Live streams",
+            [
+                target(
+                    'SELECT "kept_up", "fell_behind_at_s", "finalisation_p50_s", "finalisation_p90_s", '
+                    '"first_partial_p50_s", "backlog_max_s", "rtf", "wer", "offline_wer" '
+                    f'FROM "inference" {where(*sel, extra=(STREAMED,))} {by_stream}'
+                )
+            ],
+            w=12,
+            units={
+                "fell_behind_at_s": "s",
+                "finalisation_p50_s": "s",
+                "finalisation_p90_s": "s",
+                "first_partial_p50_s": "s",
+                "backlog_max_s": "s",
+                "wer": "percentunit",
+                "offline_wer": "percentunit",
+            },
+            description="Per streamed configuration: kept up (never more than one chunk behind), where it "
+            "fell behind, finalisation and first-partial latency, WER streamed vs offline (same audio, "
+            "whole utterances).",
         ),
         table(
             "Machine state per run: heat, throttling, other processes",
