@@ -102,6 +102,11 @@ class SweepSpec(BaseModel):
         if max(self.chunk_seconds) > 30:
             longest = max(self.chunk_seconds)
             raise EdgebenchError(f"--chunk-seconds {longest:g}: at most 30 (Whisper's window)")
+        if "local-agreement" in self.stream_policies and max(self.chunk_seconds) > 10:
+            raise EdgebenchError(
+                f"--chunk-seconds {max(self.chunk_seconds):g}: local-agreement takes at most 10 (its buffer "
+                "of up to 20 s and one more chunk must fit Whisper's 30 s window)"
+            )
         bad_w = [w for w in self.ctc_weights if not 0.0 <= w <= 1.0]
         if bad_w:
             raise EdgebenchError(

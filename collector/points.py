@@ -265,7 +265,8 @@ def stream_samples(doc: ResultDocument) -> list[tuple[str, int, dict[str, Any]]]
             (STREAM_CHUNK, stamp, {"audio_t_s": _f(t), "compute_s": _f(compute), "backlog_s": _f(backlog)})
         )
     for i, m in enumerate(st.per_minute):
-        stamp = _trace_stamp(st.start_ns, 60.0 * (m.minute + 1) / st.speed, "stream.per_minute", i)
+        # at the minute's last chunk: within the stream's own time range
+        stamp = _trace_stamp(st.start_ns, (60.0 * m.minute + m.audio_s) / st.speed, "stream.per_minute", i)
         fields = {k: _f(v) for k, v in m.model_dump().items() if k not in ("minute", "chunks")}
         out.append((STREAM_MINUTE, stamp, {**fields, "minute": int(m.minute), "chunks": int(m.chunks)}))
     return out

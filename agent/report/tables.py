@@ -26,7 +26,7 @@ from edgebench.agent.report.metrics import (
 )
 from edgebench.agent.results.schema import ResultDocument
 
-_SCENARIO_ORDER = ("load", "forward", "generate", "transcribe")
+_SCENARIO_ORDER = ("load", "forward", "generate", "transcribe", "stream")
 
 
 def fmt_num(x: float | None, fmt: str = ".1f", scale: float = 1.0) -> str:

@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 SCHEMA_VERSION = "1.9"
 SUPPORTED_MAJOR = 1
@@ -128,6 +128,13 @@ class RunConfig(_Doc):
     """stream: seconds of audio per chunk the source releases."""
     stream_speed: float | None = None
     """stream: pace of the source (1.0 = real time)."""
+
+    @model_validator(mode="after")
+    def _stream_axes(self) -> RunConfig:
+        if self.scenario == "stream" and (self.stream_policy is None or self.chunk_seconds is None):
+            raise ValueError("a stream result names its stream_policy and chunk_seconds")
+        return self
+
     label: str | None = None
     """A name for the setup, given by ``run --label`` or a recipe step ('auto_opt+qnt', 'baseline'): what
     reports call the configuration, and the axis ``compare --baseline label=NAME`` compares against."""
@@ -309,7 +316,8 @@ class StreamResult(_Doc):
     accuracy_meaningful: bool
     normalizer: str
     transcript: str = Field(default="", max_length=200_000)
-    per_minute: list[StreamMinute] = Field(default_factory=list, max_length=1440)
+    per_minute: list[StreamMinute] = Field(default_factory=list, max_length=1500)
+    """``--stream-minutes`` is at most 1440; the stream ends with the utterance that reaches it."""
     start_ns: int
     """Wall-clock ns when the stream's first sample was "spoken": audio time t is at
     ``start_ns + t / speed`` (the collector stamps the timeline with it)."""

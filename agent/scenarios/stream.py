@@ -124,7 +124,7 @@ def run_stream(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
         fell_behind_at_s=onset,
         backlog_max_s=max(s.backlog_s for s in chunk_steps),
         backlog_end_s=max(0.0, steps[-1].finished - steps[-1].deadline),
-        finalisation_latency_s=metrics.summary_or_none(finals),
+        finalisation_latency_s=metrics.summary_or_none([latency for _, latency in finals]),
         first_partial_latency_s=metrics.summary_or_none(partials),
         rtf=sum(s.compute_s for s in steps) / stream.duration_s,
         transcribed_ratio=sum(s.update.transcribed_s for s in steps) / stream.duration_s,
@@ -137,7 +137,7 @@ def run_stream(ctx: ScenarioContext, point: Point) -> ScenarioOutput:
         accuracy_meaningful=scored,
         normalizer=NORMALIZER_NAME,
         transcript=" ".join(committed)[:200_000],
-        per_minute=metrics.per_minute(steps, stream.spans, finals, chunk_s, chunk_wall, temps, watts),
+        per_minute=metrics.per_minute(steps, finals, chunk_wall, temps, watts),
         start_ns=wall_start_ns,
         timeline=metrics.timeline(steps),
     )

@@ -40,7 +40,7 @@ class Step:
         return max(0.0, self.started - self.deadline)
 
 
-def finalisation_latencies(steps: list[Step], spans: list[Span], wall_of) -> list[float]:  # type: ignore[no-untyped-def]
+def finalisation_latencies(steps: list[Step], spans: list[Span], wall_of) -> list[tuple[Span, float]]:  # type: ignore[no-untyped-def]
     """Per utterance: the first step that made the text final past its end, minus when it ended."""
     out = []
     k = 0
@@ -48,54 +48,63 @@ def finalisation_latencies(steps: list[Step], spans: list[Span], wall_of) -> lis
         while k < len(steps) and steps[k].update.final_until_s < span.end_s - 1e-6:
             k += 1
         if k < len(steps):
-            out.append(steps[k].finished - wall_of(span.end_s))
+            out.append((span, steps[k].finished - wall_of(span.end_s)))
     return out
 
 
 def first_partial_latencies(steps: list[Step], spans: list[Span], wall_of) -> list[float]:  # type: ignore[no-untyped-def]
-    """Per utterance: the first step after its start that put new words on screen, minus its start."""
+    """Per utterance: the first step after its start that put more words on screen than there were
+    before it started, minus its start (one pass: spans and steps both run along the stream)."""
     out = []
+    k = 0
+    shown = 0  # words on screen after the last step that ended before the utterance started
     for span in spans:
-        before = [s.visible_words for s in steps if s.audio_end_s <= span.start_s]
-        shown = before[-1] if before else 0
-        first = next((s for s in steps if s.audio_end_s > span.start_s and s.visible_words > shown), None)
+        while k < len(steps) and steps[k].audio_end_s <= span.start_s:
+            shown = steps[k].visible_words
+            k += 1
+        first = next((s for s in steps[k:] if s.visible_words > shown), None)
         if first is not None:
             out.append(first.finished - wall_of(span.start_s))
     return out
 
 
 def behind(steps: list[Step], chunk_wall_s: float) -> tuple[bool, float | None]:
-    """(kept up, where in the audio the backlog first exceeded one chunk)."""
+    """(kept up, where in the audio the backlog first exceeded one chunk). The end of the stream counts
+    with how long it waited for the model, not with the model's last call (a policy's final flush)."""
     onset = next((s.audio_end_s for s in steps if s.chunk is not None and s.backlog_s > chunk_wall_s), None)
-    end_lag = steps[-1].finished - steps[-1].deadline if steps else 0.0
-    return onset is None and end_lag <= chunk_wall_s, onset
+    end_wait = steps[-1].backlog_s if steps else 0.0
+    return onset is None and end_wait <= chunk_wall_s, onset
 
 
 def per_minute(
     steps: list[Step],
-    spans: list[Span],
-    finals: list[float],
-    chunk_s: float,
+    finals: list[tuple[Span, float]],
     chunk_wall_s: float,
     temps: list[tuple[float, float]] | None = None,
     watts: list[tuple[float, float]] | None = None,
 ) -> list[StreamMinute]:
     """Figures per minute of audio. ``temps`` / ``watts``: (audio time, value) samples, when measured."""
-    chunks = [s for s in steps if s.chunk is not None]
-    if not chunks:
-        return []
-    minutes = int((chunks[-1].audio_end_s - 1e-9) // 60) + 1
+
+    def minute(t: float) -> int:
+        return int(max(t - 1e-9, 0.0) // 60)
+
+    chunks: dict[int, list[Step]] = {}
+    for s in steps:
+        if s.chunk is not None:
+            chunks.setdefault(minute(s.audio_end_s), []).append(s)
+    ends: dict[int, list[float]] = {}
+    for span, latency in finals:
+        ends.setdefault(minute(span.end_s), []).append(latency)
+    temp_by: dict[int, list[float]] = {}
+    for t, v in temps or []:
+        temp_by.setdefault(int(t // 60), []).append(v)
+    watt_by: dict[int, list[float]] = {}
+    for t, v in watts or []:
+        watt_by.setdefault(int(t // 60), []).append(v)
     out = []
-    for m in range(minutes):
-        lo, hi = 60.0 * m, 60.0 * (m + 1)
-        mine = [s for s in chunks if lo < s.audio_end_s <= hi]
-        if not mine:
-            continue
+    for m, mine in sorted(chunks.items()):
         ratios = np.array([s.compute_s / chunk_wall_s for s in mine])
-        ends = [f for f, sp in zip(finals, spans, strict=False) if lo < sp.end_s <= hi]
-        audio = min(hi, mine[-1].audio_end_s) - lo
-        t_in = [v for t, v in temps or [] if lo <= t < hi]
-        w_in = [v for t, v in watts or [] if lo <= t < hi]
+        audio = mine[-1].audio_end_s - 60.0 * m
         out.append(
             StreamMinute(
                 minute=m,
@@ -104,10 +113,10 @@ def per_minute(
                 compute_ratio_p50=float(np.percentile(ratios, 50)),
                 compute_ratio_p90=float(np.percentile(ratios, 90)),
                 backlog_max_s=max(s.backlog_s for s in mine),
-                finalisation_p50_s=float(np.median(ends)) if ends else None,
-                rtf=sum(s.compute_s for s in mine) / max(audio, chunk_s * 1e-3),
-                temp_max_c=max(t_in) if t_in else None,
-                average_w=float(np.mean(w_in)) if w_in else None,
+                finalisation_p50_s=float(np.median(ends[m])) if m in ends else None,
+                rtf=sum(s.compute_s for s in mine) / audio if audio > 0 else 0.0,
+                temp_max_c=max(temp_by[m]) if m in temp_by else None,
+                average_w=float(np.mean(watt_by[m])) if m in watt_by else None,
             )
         )
     return out

@@ -9,9 +9,10 @@ final, which is what finalisation latency is measured against.
   cheap, but a word cut by a chunk boundary is cut in the text too);
 - ``local-agreement``: LocalAgreement-2 (Macháček, Dabre and Bojar, "Turning Whisper into Real-Time
   Transcription System", 2023): a growing buffer re-transcribed at every chunk, the words two consecutive
-  hypotheses agree on committed, the rest shown as partial text. Whisper here decodes without
-  timestamps, so the buffer is trimmed where its text is wholly committed and a further chunk added no
-  word (a pause), and at most every :data:`MAX_BUFFER_S` (everything committed then);
+  hypotheses agree on (after the committed ones, found in each new hypothesis by alignment) committed,
+  the rest shown as partial text. Whisper here decodes without timestamps, so the buffer is trimmed
+  where its text is wholly committed and a further chunk added no word (a pause), and at most every
+  :data:`MAX_BUFFER_S` (everything committed then);
 - ``vad``: utterances cut at pauses by a voice activity detector (``vad.py``), each transcribed once
   it ends.
 """
@@ -85,6 +86,33 @@ def agreed_prefix(a: list[str], b: list[str]) -> int:
     return n
 
 
+def after_committed(hypothesis: list[str], committed: list[str]) -> int:
+    """Where the committed words end in a new hypothesis of the same buffer. A longer buffer may decode
+    earlier words anew ("Rice is" / "Rising"), so the committed words are aligned on the hypothesis
+    (normalised, difflib) rather than counted: the end of the match that reaches the last committed
+    word; when the last one or two were themselves decoded anew, as many words past the last match."""
+    from difflib import SequenceMatcher
+
+    if not committed:
+        return 0
+    a = [normalize(w) for w in committed]
+    b = [normalize(w) for w in hypothesis]
+    blocks = [m for m in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks() if m.size]
+    if blocks:
+        last = blocks[-1]
+        missing = len(a) - (last.a + last.size)
+        if missing <= 2:
+            return min(len(b), last.b + last.size + missing)
+    # nothing recognisable: skip as many letters as were committed
+    need = sum(len(w.replace(" ", "")) for w in a)
+    have = 0
+    for k, word in enumerate(b):
+        if have >= need:
+            return k
+        have += len(word.replace(" ", ""))
+    return len(b)
+
+
 class LocalAgreementPolicy(Policy):
     name = "local-agreement"
     gives_partials = True
@@ -94,8 +122,9 @@ class LocalAgreementPolicy(Policy):
         self.buffer = np.zeros(0, dtype=np.float32)
         self.buffer_start_s = 0.0
         self.committed: list[str] = []
-        """Words of the current buffer already committed (a prefix of every later hypothesis of it)."""
+        """Words of the current buffer already committed."""
         self.previous: list[str] | None = None
+        """The previous hypothesis's words after the committed ones (None: none since the last trim)."""
         self.previous_end_s = 0.0
         self.final_until_s = 0.0
 
@@ -103,28 +132,23 @@ class LocalAgreementPolicy(Policy):
         self.buffer = np.concatenate([self.buffer, chunk.audio])
         hypothesis = words(self.transcribe(self.buffer))
         transcribed = len(self.buffer) / SAMPLE_RATE
+        tail = hypothesis[after_committed(hypothesis, self.committed) :]
         new: list[str] = []
         if self.previous is not None:
-            agreed = agreed_prefix(self.previous, hypothesis)
-            if agreed > len(self.committed):
-                new = hypothesis[len(self.committed) : agreed]
-                self.committed += new
-        partial = hypothesis[len(self.committed) :]
+            new = tail[: agreed_prefix(self.previous, tail)]
+            self.committed += new
+        partial = tail[len(new) :]
         if chunk.end_s - self.buffer_start_s >= MAX_BUFFER_S:
             new += partial
             self.forced_commits += 1
             self._trim(chunk.end_s)
             return Update(new, [], self.final_until_s, transcribed)
-        if (
-            self.previous is not None
-            and len(self.committed) == len(hypothesis) == len(self.previous)
-            and self.previous_end_s > self.buffer_start_s
-        ):
-            # the last chunk added no word and all is committed: the text up to the previous chunk's end
-            # is final; the last chunk stays (it may hold the onset of the next word)
+        if self.previous is not None and not partial and not self.previous[len(new) :]:
+            # two hypotheses agree on every word and all is committed: the text up to the previous
+            # chunk's end is final; the last chunk stays (it may hold the onset of the next word)
             self._trim(self.previous_end_s)
         else:
-            self.previous, self.previous_end_s = hypothesis, chunk.end_s
+            self.previous, self.previous_end_s = partial, chunk.end_s
         return Update(new, partial, self.final_until_s, transcribed)
 
     def _trim(self, at_s: float) -> None:
@@ -139,10 +163,8 @@ class LocalAgreementPolicy(Policy):
             return Update(final_until_s=end_s)
         hypothesis = words(self.transcribe(self.buffer))
         transcribed = len(self.buffer) / SAMPLE_RATE
-        agreed = agreed_prefix(self.committed, hypothesis)
-        # the end of the stream: the last hypothesis is all there will be (its committed prefix is kept
-        # as committed even where this last decoding differs)
-        new = hypothesis[agreed:] if agreed == len(self.committed) else hypothesis[len(self.committed) :]
+        # the end of the stream: the last hypothesis is all there will be
+        new = hypothesis[after_committed(hypothesis, self.committed) :]
         self._trim(end_s)
         return Update(new, [], end_s, transcribed)
 
@@ -157,6 +179,7 @@ class VadPolicy(Policy):
         self.vad = VoiceActivity()
         self.kept = np.zeros(0, dtype=np.float32)
         self.kept_from_s = 0.0
+        self.final_until_s = 0.0
 
     def _segments(self, closed: list[tuple[float, float]]) -> Update:
         new: list[str] = []
@@ -171,10 +194,16 @@ class VadPolicy(Policy):
         return Update(new, [], 0.0, transcribed)
 
     def feed(self, chunk: Chunk) -> Update:
+        from edgebench.agent.streaming.vad import undecided_s
+
         self.kept = np.concatenate([self.kept, chunk.audio])
         update = self._segments(self.vad.push(chunk.audio))
         open_since = self.vad.start_s
-        update.final_until_s = chunk.end_s if open_since is None else open_since
+        # with no utterance open, the audio is final except what the detector may still count as the
+        # start of one (its pre-roll and the frame it has not seen whole)
+        final = chunk.end_s - undecided_s(self.vad) if open_since is None else open_since
+        self.final_until_s = max(self.final_until_s, final)
+        update.final_until_s = self.final_until_s
         keep_from = chunk.end_s - 1.0 if open_since is None else open_since  # the detector's pre-roll
         drop = round((keep_from - self.kept_from_s) * SAMPLE_RATE)
         if drop > 0:

@@ -40,7 +40,8 @@ def build_stream(
     utterances: list, pause_s: float, minutes: float | None = None, align_chunk_s: float | None = None
 ) -> StreamAudio:
     """``utterances`` (each with ``audio`` at 16 kHz and ``text``) joined, a ``pause_s`` silence after
-    each; repeated whole until at least ``minutes`` of audio when given (else one pass).
+    each; looped until at least ``minutes`` of audio when given (else one pass), ending with the
+    utterance that reaches it.
 
     ``align_chunk_s``: each utterance starts at a chunk boundary instead, padded with silence to a whole
     number of chunks (at least ``pause_s`` of it): chunks then hold whole utterances."""
@@ -61,6 +62,8 @@ def build_stream(
             pieces += [audio, np.zeros(length - len(audio), dtype=np.float32)]
             spans.append(Span(i, at / SAMPLE_RATE, (at + len(audio)) / SAMPLE_RATE, utt.text))
             at += length
+            if need is not None and at / SAMPLE_RATE >= need:
+                break
         if need is None or at / SAMPLE_RATE >= need:
             break
     return StreamAudio(np.concatenate(pieces), spans)

@@ -82,3 +82,9 @@ class VoiceActivity:
         closed = [(self.start_s, end_s)]
         self.start_s = None
         return closed
+
+
+def undecided_s(vad: VoiceActivity) -> float:
+    """Seconds before the audio pushed so far that a start not yet detected could still claim: the
+    pre-roll window and the frame not yet seen whole."""
+    return PRE_ROLL_FRAMES * FRAME_S + len(vad._rest) / SAMPLE_RATE
