@@ -45,23 +45,29 @@ class DelayedSession:
 
     delay_s: float
     slow_from: int = 0
+    inner: Any = None
+    """A real session to transcribe with before the delay (None: the fixed word only)."""
     calls: int = 0
     spec: Any = field(default_factory=lambda: SimpleNamespace(family="test", options={}))
     options: Any = field(default_factory=lambda: SimpleNamespace(task="transcribe"))
 
-    def features(self, audio: list[np.ndarray]) -> list[np.ndarray]:
-        return audio
+    def features(self, audio: list[np.ndarray]) -> Any:
+        return audio if self.inner is None else self.inner.features(audio)
 
-    def transcribe(self, feats: list[np.ndarray], ctc_weight: float | None) -> list[str]:
+    def transcribe(self, feats: Any, ctc_weight: float | None) -> list[str]:
         self.calls += 1
+        if self.inner is not None:
+            texts = self.inner.transcribe(feats, ctc_weight)
+        else:
+            texts = ["word" if float(np.abs(a).max(initial=0.0)) > 0 else "" for a in feats]
         if self.calls > self.slow_from:
             time.sleep(self.delay_s)
-        return ["word" if float(np.abs(a).max(initial=0.0)) > 0 else "" for a in feats]
+        return texts
 
     def synchronize(self) -> None: ...
 
     def model_report(self) -> Any:
-        return SimpleNamespace(trained=False)
+        return SimpleNamespace(trained=self.inner is not None)
 
 
 def stream_of(session: Any, policy: str, chunk_s: float, dataset: list, **stream: Any):  # type: ignore[no-untyped-def]
@@ -248,6 +254,20 @@ def test_local_agreement_and_vad_keep_up_when_each_chunk_is_faster_than_the_audi
         assert st.kept_up and st.fell_behind_at_s is None, (policy, st.backlog_max_s, st.backlog_end_s)
         assert st.finalisation_latency_s is not None and st.finalisation_latency_s.n == 2
         assert (st.first_partial_latency_s is not None) == (policy == "local-agreement")
+
+
+def test_real_whisper_slowed_down_is_reported_behind_from_the_slowdown(tiny_ct2) -> None:  # type: ignore[no-untyped-def]
+    """Real tiny.en on one thread with 1.2 s added to every 1 s chunk from the 5th on: it keeps up
+    before (its own compute is well under a chunk), and falls behind within a few chunks after (the
+    backlog grows by at least 0.2 s a chunk), with the text still right."""
+    chunk, slow_from = 1.0, 4
+    session = DelayedSession(1.2, slow_from=slow_from, inner=tiny_ct2)
+    out = stream_of(session, "chunk", chunk, builtin(4), pause_s=0.8)
+    st = out.fields["stream"]
+    assert not st.kept_up and st.fell_behind_at_s is not None
+    assert (slow_from + 1) * chunk < st.fell_behind_at_s <= (slow_from + 7) * chunk, st.timeline
+    assert all(backlog < chunk for end, _, backlog in st.timeline if end <= (slow_from + 1) * chunk)
+    assert st.offline_wer is not None and st.offline_wer < 0.1
 
 
 def test_stream_run_end_to_end_on_whisper_tiny() -> None:

@@ -289,9 +289,11 @@ class StreamResult(_Doc):
     compute_ratio: Summary
     """Compute time / the chunk's wall duration: above 1 the device falls behind while it lasts."""
     kept_up: bool
-    """True when the backlog never exceeded one chunk and the stream ended without one."""
+    """False when 4 chunks in a row each waited more than one chunk for the model, or the stream's end
+    waited more than 4 chunks (``agent/streaming/metrics.py`` ``behind``): a single long transcription
+    that drains is not falling behind."""
     fell_behind_at_s: float | None = None
-    """Where in the stream the backlog first exceeded one chunk (None: never)."""
+    """Where in the stream the first chunk of that run ended (None: kept up)."""
     backlog_max_s: float
     """Most audio waiting (wall seconds) when the model took the next chunk."""
     backlog_end_s: float

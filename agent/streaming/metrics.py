@@ -68,12 +68,30 @@ def first_partial_latencies(steps: list[Step], spans: list[Span], wall_of) -> li
     return out
 
 
+SUSTAINED = 4
+"""Chunks in a row that must each wait more than one chunk for the model before a stream counts as
+fallen behind: one long transcription (vad at the end of a long utterance, local-agreement on a long
+buffer) delays a few chunks and drains; a device that cannot keep up delays every chunk after."""
+
+
 def behind(steps: list[Step], chunk_wall_s: float) -> tuple[bool, float | None]:
-    """(kept up, where in the audio the backlog first exceeded one chunk). The end of the stream counts
-    with how long it waited for the model, not with the model's last call (a policy's final flush)."""
-    onset = next((s.audio_end_s for s in steps if s.chunk is not None and s.backlog_s > chunk_wall_s), None)
-    end_wait = steps[-1].backlog_s if steps else 0.0
-    return onset is None and end_wait <= chunk_wall_s, onset
+    """(kept up, where in the audio the device fell behind): the first of :data:`SUSTAINED` chunks in a
+    row that each waited more than one chunk; or, when the stream ends within such a run, the end itself
+    waiting more than :data:`SUSTAINED` chunks (the final flush aside: its wait, not its compute)."""
+    run_start: Step | None = None
+    run = 0
+    for s in steps:
+        if s.chunk is None:
+            continue
+        if s.backlog_s > chunk_wall_s:
+            run_start, run = (run_start or s), run + 1
+            if run >= SUSTAINED:
+                return False, run_start.audio_end_s
+        else:
+            run_start, run = None, 0
+    if steps and steps[-1].backlog_s > SUSTAINED * chunk_wall_s:
+        return False, (run_start or steps[-1]).audio_end_s
+    return True, None
 
 
 def per_minute(

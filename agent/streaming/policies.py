@@ -144,18 +144,19 @@ class LocalAgreementPolicy(Policy):
             self._trim(chunk.end_s)
             return Update(new, [], self.final_until_s, transcribed)
         if self.previous is not None and not partial and not self.previous[len(new) :]:
-            # two hypotheses agree on every word and all is committed: the text up to the previous
-            # chunk's end is final; the last chunk stays (it may hold the onset of the next word)
-            self._trim(self.previous_end_s)
+            # two hypotheses agree on every word and all is committed: the transcript of all the audio so
+            # far is final; the last chunk stays in the buffer (it may hold the onset of a next word,
+            # which will come after this text)
+            self._trim(self.previous_end_s, final_s=chunk.end_s)
         else:
             self.previous, self.previous_end_s = partial, chunk.end_s
         return Update(new, partial, self.final_until_s, transcribed)
 
-    def _trim(self, at_s: float) -> None:
+    def _trim(self, at_s: float, final_s: float | None = None) -> None:
         drop = round((at_s - self.buffer_start_s) * SAMPLE_RATE)
         self.buffer = self.buffer[drop:]
         self.buffer_start_s = at_s
-        self.final_until_s = at_s
+        self.final_until_s = max(self.final_until_s, at_s if final_s is None else final_s)
         self.committed, self.previous, self.previous_end_s = [], None, at_s
 
     def finish(self, end_s: float) -> Update:
