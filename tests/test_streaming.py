@@ -298,6 +298,21 @@ def test_stream_run_end_to_end_on_whisper_tiny() -> None:
     assert max(len(line) for line in out.splitlines()) <= 80, out
 
 
+def test_hybrid_models_stream_through_their_own_decoding() -> None:
+    """The hybrid CTC/attention models stream too (here: CTC alone, untrained weights: no WER)."""
+    proc = run_cli(
+        "run", "-m", "lstm-ctc:tiny", "--scenario", "stream", "--stream-policy", "chunk,local-agreement",
+        "--ctc-weight", "1", "--stream-speed", "20", "--limit", "3", *QUICK, "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    docs = json.loads(proc.stdout)
+    assert [d["config"]["stream_policy"] for d in docs] == ["chunk", "local-agreement"]
+    for d in docs:
+        assert d["config"]["ctc_weight"] == 1 and d["stream"]["chunks"] > 0
+        assert d["stream"]["wer"] is None and not d["stream"]["accuracy_meaningful"]
+        assert any("untrained" in w for w in d["warnings"])
+
+
 def test_stream_options_refused_in_one_line() -> None:
     for args, message in (
         (["--stream-policy", "wait-k"], "--stream-policy: wait-k is not one of chunk, local-agreement, vad"),
