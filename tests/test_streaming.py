@@ -154,6 +154,32 @@ def test_a_model_slower_than_the_audio_falls_behind_from_where_it_slowed() -> No
     assert any("fell behind the live audio" in w for w in out.warnings)
 
 
+def test_one_long_transcription_that_drains_is_not_falling_behind() -> None:
+    """vad after a 10 s utterance: one 3 s call, the 0.5 s chunks queued behind it wait 2.5, 2.0, 1.5,
+    1.0 s and the queue drains; a device that cannot keep up makes every chunk wait as long or longer."""
+    from edgebench.agent.streaming.metrics import Step as S
+    from edgebench.agent.streaming.metrics import behind
+
+    def steps(waits: list[float]) -> list[S]:
+        return [S(k, 0.5 * (k + 1), 0.0, 0.0, w, w + 0.1, Update(), 0) for k, w in enumerate(waits)]
+
+    assert behind(steps([0, 0, 2.5, 2.0, 1.5, 1.0, 0.5, 0]), 0.5) == (True, None)
+    assert behind(steps([0, 0, 0.6, 0.9, 1.1, 1.4, 1.6]), 0.5) == (False, 1.5)
+
+
+def test_committed_words_are_found_where_they_stand_in_a_new_hypothesis() -> None:
+    from edgebench.agent.streaming.policies import after_committed
+
+    def at(hypothesis: str, committed: str) -> int:
+        return after_committed(hypothesis.split(" "), committed.split(" "))
+
+    # the last committed word decoded anew ("the" -> "a"): skipped; the later "the" is no anchor
+    assert at("Beat the dust from a rug onto the lawn", "beat the dust from the") == 5
+    assert at("Beat the dust from the rug", "beat the dust from the") == 5
+    assert at("Rising often served in round bows, drawn", "Rice is often served in round bows") == 6
+    assert after_committed(["word"], []) == 0 and after_committed([], ["a"]) == 0
+
+
 def test_long_streams_report_every_minute() -> None:
     out = stream_of(DelayedSession(0.0), "chunk", 1.0, builtin(4), pause_s=0.5, minutes=1.5, speed=40.0)
     st = out.fields["stream"]

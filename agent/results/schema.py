@@ -289,9 +289,10 @@ class StreamResult(_Doc):
     compute_ratio: Summary
     """Compute time / the chunk's wall duration: above 1 the device falls behind while it lasts."""
     kept_up: bool
-    """False when 4 chunks in a row each waited more than one chunk for the model, or the stream's end
-    waited more than 4 chunks (``agent/streaming/metrics.py`` ``behind``): a single long transcription
-    that drains is not falling behind."""
+    """False when 4 chunks in a row each waited more than one chunk for the model (none half a chunk
+    less than the one before), or the stream's end waited more than 4 chunks
+    (``agent/streaming/metrics.py`` ``behind``): a single long transcription that drains is not falling
+    behind."""
     fell_behind_at_s: float | None = None
     """Where in the stream the first chunk of that run ended (None: kept up)."""
     backlog_max_s: float

@@ -62,16 +62,17 @@ def first_partial_latencies(steps: list[Step], spans: list[Span], wall_of) -> li
         while k < len(steps) and steps[k].audio_end_s <= span.start_s:
             shown = steps[k].visible_words
             k += 1
-        first = next((s for s in steps[k:] if s.visible_words > shown), None)
+        first = next((steps[i] for i in range(k, len(steps)) if steps[i].visible_words > shown), None)
         if first is not None:
             out.append(first.finished - wall_of(span.start_s))
     return out
 
 
 SUSTAINED = 4
-"""Chunks in a row that must each wait more than one chunk for the model before a stream counts as
-fallen behind: one long transcription (vad at the end of a long utterance, local-agreement on a long
-buffer) delays a few chunks and drains; a device that cannot keep up delays every chunk after."""
+"""Chunks in a row that must each wait more than one chunk for the model, and not less than the chunk
+before by half a chunk or more, before a stream counts as fallen behind: after one long transcription
+(vad at the end of a long utterance, local-agreement on a long buffer) the queued chunks wait less and
+less as it drains; on a device that cannot keep up every chunk waits as long or longer."""
 
 
 def behind(steps: list[Step], chunk_wall_s: float) -> tuple[bool, float | None]:
@@ -80,15 +81,18 @@ def behind(steps: list[Step], chunk_wall_s: float) -> tuple[bool, float | None]:
     waiting more than :data:`SUSTAINED` chunks (the final flush aside: its wait, not its compute)."""
     run_start: Step | None = None
     run = 0
+    previous = 0.0
     for s in steps:
         if s.chunk is None:
             continue
-        if s.backlog_s > chunk_wall_s:
+        # a queue that drains (its wait shrinking by more than half a chunk a chunk) is catching up
+        if s.backlog_s > chunk_wall_s and s.backlog_s > previous - chunk_wall_s / 2:
             run_start, run = (run_start or s), run + 1
             if run >= SUSTAINED:
                 return False, run_start.audio_end_s
         else:
             run_start, run = None, 0
+        previous = s.backlog_s
     if steps and steps[-1].backlog_s > SUSTAINED * chunk_wall_s:
         return False, (run_start or steps[-1]).audio_end_s
     return True, None

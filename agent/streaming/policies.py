@@ -97,7 +97,10 @@ def after_committed(hypothesis: list[str], committed: list[str]) -> int:
         return 0
     a = [normalize(w) for w in committed]
     b = [normalize(w) for w in hypothesis]
-    blocks = [m for m in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks() if m.size]
+    # near where they stand only: a later copy of a common word ("the") must not pull the match past
+    # new words
+    matcher = SequenceMatcher(None, a, b[: len(a) + 2], autojunk=False)
+    blocks = [m for m in matcher.get_matching_blocks() if m.size and abs(m.b - m.a) <= 2]
     if blocks:
         last = blocks[-1]
         missing = len(a) - (last.a + last.size)
@@ -145,8 +148,9 @@ class LocalAgreementPolicy(Policy):
             return Update(new, [], self.final_until_s, transcribed)
         if self.previous is not None and not partial and not self.previous[len(new) :]:
             # two hypotheses agree on every word and all is committed: the transcript of all the audio so
-            # far is final; the last chunk stays in the buffer (it may hold the onset of a next word,
-            # which will come after this text)
+            # far is final (the latest hypothesis decoded the last chunk too and found no new word); the
+            # last chunk stays in the buffer (it may hold the onset of a next word, which will come after
+            # this text)
             self._trim(self.previous_end_s, final_s=chunk.end_s)
         else:
             self.previous, self.previous_end_s = partial, chunk.end_s
