@@ -376,6 +376,23 @@ def test_stream_document_becomes_deterministic_points() -> None:
     assert {"stream_chunk", "stream_minute"} <= measurements
 
 
+def test_stream_table_fits_80_columns_with_energy_per_audio_minute() -> None:
+    from rich.console import Console
+
+    from edgebench.agent.cli.tables import stream_table
+    from edgebench.agent.results.schema import EnergyResult, ResultDocument
+
+    out = stream_of(DelayedSession(0.0), "chunk", 1.0, builtin(2), pause_s=0.5, speed=20.0)
+    doc = ResultDocument.model_validate_json(_document_json(out))
+    energy = EnergyResult(source="rpi-pmic", kind="estimated", joules_total=9.0, joules_per_audio_s=0.05)
+    doc = doc.model_copy(update={"energy": energy.model_copy(update={"average_w": 4.5})})
+    console = Console(width=80, record=True)
+    console.print(stream_table([doc]))
+    text = console.export_text()
+    assert "J/min" in text and "~3" in text and "~4.50" in text, text  # 0.05 J/s = 3 J per audio minute
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80, text
+
+
 def _document_json(out) -> str:  # type: ignore[no-untyped-def]
     """A whole result document around the stream scenario's output (test_store's, re-configured)."""
     from tests.test_store import make_doc

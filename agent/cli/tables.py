@@ -273,10 +273,11 @@ def stream_table(docs: Sequence[ResultDocument]) -> Table | None:
         " · ".join([*([m] if (m := emulation_mark(streamed)) else []), "live stream"]),
         "final: from the end of an utterance to its final text, p50/p90 s · partial: to its first "
         "tentative words · backlog: most audio waiting · WER streamed / offline (same audio, whole "
-        "utterances)",
+        "utterances) · J/min: energy per minute of audio, W: mean power over the stream",
     )
     longest = 5
     rows = []
+    energy = any(d.energy is not None and d.energy.joules_per_audio_s is not None for d in streamed)
     for d in streamed:
         st = d.stream
         assert st is not None
@@ -286,19 +287,25 @@ def stream_table(docs: Sequence[ResultDocument]) -> Table | None:
         fin = st.finalisation_latency_s
         part = st.first_partial_latency_s
         acc = f"{fmt_pct(st.wer)} / {fmt_pct(st.offline_wer)}" if st.accuracy_meaningful else "–"
-        rows.append(
-            (
-                setup,
-                kept,
-                f"{fin.p50:.2f}/{fin.p90:.2f}" if fin else "–",
-                f"{part.p50:.2f}" if part else "–",
-                f"{st.backlog_max_s:.2f}",
-                f"{st.rtf:.3f}",
-                acc,
-            )
-        )
+        row = [
+            setup,
+            kept,
+            f"{fin.p50:.2f}/{fin.p90:.2f}" if fin else "–",
+            f"{part.p50:.2f}" if part else "–",
+            f"{st.backlog_max_s:.2f}",
+            f"{st.rtf:.3f}",
+            acc,
+        ]
+        if energy:  # per minute of audio, and the mean power over the stream; ~ = an estimate
+            e = d.energy
+            per_s = e.joules_per_audio_s if e is not None else None
+            mark = "~" if e is not None and e.kind == "estimated" else ""
+            row.append(f"{mark}{per_s * 60:.3g}" if per_s is not None else "–")
+            row.append(f"{mark}{e.average_w:.2f}" if e is not None and e.average_w is not None else "–")
+        rows.append(tuple(row))
     t.add_column("setup", overflow="fold", min_width=longest)
-    for header in ("kept up", "final s", "partial", "backlog", "RTF", "WER str/off"):
+    headers = ["kept up", "final s", "partial", "backlog", "RTF", "WER str/off"]
+    for header in headers + (["J/min", "W"] if energy else []):
         t.add_column(header, justify="right", no_wrap=True)
     for row in rows:
         t.add_row(*row)
