@@ -437,6 +437,13 @@ def run_detail() -> dict[str, Any]:
     sel = (*FILTERS, "scenario", "run_id")
     by = group_by(*CONFIG, "scenario")
     by_stream = group_by(*CONFIG, "scenario", "stream_policy", "chunk_seconds", "stream_speed")
+
+    def stream_series(measurement: str, field: str, label: str, ref: str = "A") -> dict[str, Any]:
+        """One field of a stream's points over the stream's own time, a series per configuration."""
+        query = f'SELECT "{field}" FROM "{measurement}" {where(*sel)} {by_stream}'
+        alias = f"{label} · {SERIES_ALIAS} · $tag_stream_policy"
+        return target(query, ref, fmt="time_series", alias=alias)
+
     runs = (
         'SELECT "run_id", "latency_n", "latency_p50_s", "latency_p90_s", "energy_source", "energy_kind", '
         '"energy_joules_total", "energy_average_w", "energy_peak_w" '
@@ -531,17 +538,8 @@ def run_detail() -> dict[str, Any]:
         timeseries(
             "Live stream: compute per chunk and backlog",
             [
-                target(
-                    f'SELECT "compute_s" FROM "stream_chunk" {where(*sel)} {by_stream}',
-                    fmt="time_series",
-                    alias=f"compute · {SERIES_ALIAS} · $tag_stream_policy",
-                ),
-                target(
-                    f'SELECT "backlog_s" FROM "stream_chunk" {where(*sel)} {by_stream}',
-                    fmt="time_series",
-                    alias=f"backlog · {SERIES_ALIAS} · $tag_stream_policy",
-                    ref="B",
-                ),
+                stream_series("stream_chunk", "compute_s", "compute"),
+                stream_series("stream_chunk", "backlog_s", "backlog", "B"),
             ],
             unit="s",
             w=24,
@@ -552,17 +550,8 @@ def run_detail() -> dict[str, Any]:
         timeseries(
             "Live stream per minute: finalisation latency and compute ratio",
             [
-                target(
-                    f'SELECT "finalisation_p50_s" FROM "stream_minute" {where(*sel)} {by_stream}',
-                    fmt="time_series",
-                    alias=f"final p50 · {SERIES_ALIAS} · $tag_stream_policy",
-                ),
-                target(
-                    f'SELECT "compute_ratio_p90" FROM "stream_minute" {where(*sel)} {by_stream}',
-                    fmt="time_series",
-                    alias=f"compute/chunk p90 · {SERIES_ALIAS} · $tag_stream_policy",
-                    ref="B",
-                ),
+                stream_series("stream_minute", "finalisation_p50_s", "final p50"),
+                stream_series("stream_minute", "compute_ratio_p90", "compute/chunk p90", "B"),
             ],
             unit="none",
             w=12,
