@@ -108,8 +108,10 @@ def results_table(
     mark = [f"[bold red]{escape(emulated)}[/]"] if emulated else []
     t = compact_table(
         " · ".join([*mark, title, *constant]),
-        "latency: mean±95% CI, p50/p90 in ms · MiB: the model's share (peak RSS − RSS before it"
-        " loaded) / the process's peak RSS" + energy_caption(docs),
+        "latency: mean±95% CI, p50/p90 in ms"
+        + (" (stream: model time per chunk)" if any(d.stream is not None for d in docs) else "")
+        + " · MiB: the model's share (peak RSS − RSS before it loaded) / the process's peak RSS"
+        + energy_caption(docs),
     )
     has_energy = _has_energy(docs)
     rows = [_row(d, varying, axes, has_energy) for d in docs]
@@ -267,17 +269,18 @@ def stream_table(docs: Sequence[ResultDocument]) -> Table | None:
     streamed = [d for d in docs if d.stream is not None]
     if not streamed:
         return None
+    energy = any(d.energy is not None and d.energy.joules_per_audio_s is not None for d in streamed)
     axes = ("model", "runtime", "precision", "device")
     varying = [a for a in axes if len({getattr(d.config, a) for d in streamed}) > 1]
     t = compact_table(
         " · ".join([*([m] if (m := emulation_mark(streamed)) else []), "live stream"]),
         "final: from the end of an utterance to its final text, p50/p90 s · partial: to its first "
         "tentative words · backlog: most audio waiting · WER streamed / offline (same audio, whole "
-        "utterances) · J/min: energy per minute of audio, W: mean power over the stream",
+        "utterances)"
+        + (" · J/min: energy per minute of audio, W: mean power over the stream" if energy else ""),
     )
     longest = 5
     rows = []
-    energy = any(d.energy is not None and d.energy.joules_per_audio_s is not None for d in streamed)
     for d in streamed:
         st = d.stream
         assert st is not None

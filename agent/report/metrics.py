@@ -218,20 +218,16 @@ def metrics(doc: ResultDocument) -> Metrics:
         lat, ci = s.mean, (s.ci95_high - s.ci95_low) / 2
         thr, unit = doc.generate.tokens_per_s, "tok/s"
         tps = doc.generate.tokens_per_s
-    elif doc.transcribe is not None:
-        t = doc.transcribe
-        lat, ci = t.latency_s.mean, (t.latency_s.ci95_high - t.latency_s.ci95_low) / 2
-        rtf = t.rtf
-        thr, unit = (1.0 / t.rtf if t.rtf > 0 else None), "audio s/s"
-        if t.accuracy_meaningful:
-            wer, cer = t.wer, t.cer
-    elif doc.stream is not None:  # compute per chunk; what a stream sustains is its RTF
-        st = doc.stream
-        lat, ci = st.compute_s.mean, (st.compute_s.ci95_high - st.compute_s.ci95_low) / 2
-        rtf = st.rtf
-        thr, unit = (1.0 / st.rtf if st.rtf > 0 else None), "audio s/s"
-        if st.accuracy_meaningful:
-            wer, cer = st.wer, st.cer
+    elif doc.transcribe is not None or doc.stream is not None:
+        # transcribe: per utterance; stream: compute per chunk. Both sustain audio at their RTF.
+        audio = doc.transcribe or doc.stream
+        assert audio is not None
+        s = audio.latency_s if doc.transcribe is not None else audio.compute_s  # type: ignore[union-attr]
+        lat, ci = s.mean, (s.ci95_high - s.ci95_low) / 2
+        rtf = audio.rtf
+        thr, unit = (1.0 / audio.rtf if audio.rtf > 0 else None), "audio s/s"
+        if audio.accuracy_meaningful:
+            wer, cer = audio.wer, audio.cer
     elif doc.load is not None:
         lat = doc.load.load_s
     energy = energy_unit = average_w = None
