@@ -282,13 +282,9 @@ class RunSpec(_Part):
         for runtime, precision, device in sorted({s[1:] for s in sweep.sessions()}):
             runtime_class(runtime).check_setup(precision, device)  # fp16 on cpu, cuda without CUDA
         if "stream" in sweep.scenarios and "vad" in sweep.stream_policies:
-            import importlib.util
+            from edgebench.agent.streaming.vad import check_available
 
-            if importlib.util.find_spec("webrtcvad") is None:
-                raise EdgebenchError(
-                    "--stream-policy vad needs webrtcvad (pip install 'edgebench[stream]', or "
-                    "webrtcvad-wheels)"
-                )
+            check_available()
 
     def stream_point_count(self) -> int:
         """How many of the configurations are live streams (each lasts its audio's duration)."""

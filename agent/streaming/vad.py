@@ -28,13 +28,22 @@ MAX_UTTERANCE_S = 25.0
 """Longer speech is cut here: Whisper's window holds 30 s."""
 
 
+MISSING = "--stream-policy vad needs webrtcvad (pip install 'edgebench[stream]', or webrtcvad-wheels)"
+
+
+def check_available() -> None:
+    """Before anything loads: the detector's module is installed (found, not imported)."""
+    import importlib.util
+
+    if importlib.util.find_spec("webrtcvad") is None:
+        raise EdgebenchError(MISSING)
+
+
 def load_vad():  # type: ignore[no-untyped-def]
     try:
         import webrtcvad
     except ImportError:
-        raise EdgebenchError(
-            "--stream-policy vad needs webrtcvad (pip install 'edgebench[stream]', or webrtcvad-wheels)"
-        ) from None
+        raise EdgebenchError(MISSING) from None
     return webrtcvad.Vad(AGGRESSIVENESS)
 
 
